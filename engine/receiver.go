@@ -1,0 +1,67 @@
+package engine
+
+import "context"
+
+// RecvLimits bounds one receive by record count and by payload bytes.
+type RecvLimits struct {
+	// MaxRecords caps the number of records (≥ 1).
+	MaxRecords int
+	// MaxBytes caps the sum of Record.Size; ≤ 0 means no byte cap. A receive
+	// always returns at least one record when one is available, even when that
+	// record alone is larger than MaxBytes (the floor of one record), so a
+	// large record never stalls the loop.
+	MaxBytes int64
+}
+
+// Receiver is a source of batches: the contract between a transport (the HTTP
+// front door, a Kafka consumer, the in-memory transport) and the driver.
+//
+// Recv and RecvLimited are called from one goroutine (the driver's); Commit
+// is called from the same goroutine after the sink accepted a batch. The
+// returned Batch and its records belong to the caller.
+type Receiver[T any] interface {
+	// Recv returns up to max records. It blocks until at least one record is
+	// available or ctx is done; it may return an empty batch when it gave up
+	// waiting (a poll timeout), which the driver treats as an idle tick.
+	// An error is fatal for the run loop.
+	Recv(ctx context.Context, max int) (Batch[T], error)
+	// RecvLimited is Recv bounded by both a record and a byte cap.
+	RecvLimited(ctx context.Context, lim RecvLimits) (Batch[T], error)
+	// Commit acknowledges tokens to the source. Commits are ordered: a source
+	// may treat them as cumulative (commit up to offset N). An error is
+	// terminal for the run loop (the ack barrier).
+	Commit(ctx context.Context, tokens []T) error
+}
+
+// Processor transforms records: the process stage of the driver. The WASM
+// pipeline implements it.
+//
+// Process may reuse recs' backing array for its output and may fan out or in.
+// Dead letters it produces are appended to dlq and returned. An error fails
+// the whole batch (nothing of it is committed) and is terminal for the run
+// loop. Process is called from one goroutine at a time per driver, but one
+// Processor may serve several drivers concurrently.
+type Processor interface {
+	Process(ctx context.Context, recs []Record, dlq []DLQEntry) ([]Record, []DLQEntry, error)
+}
+
+// ProcessorFunc adapts a function to Processor.
+type ProcessorFunc func(ctx context.Context, recs []Record, dlq []DLQEntry) ([]Record, []DLQEntry, error)
+
+// Process calls f.
+func (f ProcessorFunc) Process(ctx context.Context, recs []Record, dlq []DLQEntry) ([]Record, []DLQEntry, error) {
+	return f(ctx, recs, dlq)
+}
+
+// RecordSink writes records downstream (Kafka, stdout, discard). Write
+// returns nil only when every record is durably accepted (for Kafka:
+// acks=all). The records and their bytes belong to the caller again once
+// Write returns. An error is terminal for the run loop.
+type RecordSink interface {
+	Write(ctx context.Context, recs []Record) error
+}
+
+// DLQSink writes dead letters (the DLQ topic). Same contract as RecordSink.
+type DLQSink interface {
+	WriteDLQ(ctx context.Context, entries []DLQEntry) error
+}
