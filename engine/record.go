@@ -48,6 +48,11 @@ type Record struct {
 	Format Format
 	// Timestamp is when the record entered sluice (zero: the sink decides).
 	Timestamp time.Time
+	// Tag is an opaque value the source assigns (the gateway: its request
+	// id) and every stage carries through: records a transform emits inherit
+	// the tag of the record they came from, dead letters keep theirs. Sinks
+	// use it to count outcomes per source unit. The engine never reads it.
+	Tag uint64
 }
 
 // Size is the number of payload bytes the record accounts for against memory

@@ -68,9 +68,9 @@ func NewGauge(name string) *Gauge { panic("unimplemented") }
 
 // Set sets the level (clamped to [0, 1]) and the hard flag.
 func (g *Gauge) Set(level float64, hard bool) { panic("unimplemented") }
-func (g *Gauge) Name() string                  { panic("unimplemented") }
-func (g *Gauge) Level() float64                { panic("unimplemented") }
-func (g *Gauge) Hard() bool                    { panic("unimplemented") }
+func (g *Gauge) Name() string                 { panic("unimplemented") }
+func (g *Gauge) Level() float64               { panic("unimplemented") }
+func (g *Gauge) Hard() bool                   { panic("unimplemented") }
 
 // HeapSource reads the Go heap (runtime/metrics) against a limit: the explicit
 // limit if > 0, else GOMEMLIMIT if set, else the cgroup memory limit.
@@ -176,12 +176,12 @@ func (b *ByteBudget) Pressure() *UnifiedPressure { panic("unimplemented") }
 
 // BudgetStats is the AIMD state for observability.
 type BudgetStats struct {
-	Bytes, Min, Max       int64
-	RecordCap             int
-	Increases, Decreases  uint64
-	HardShrinks           uint64
-	LastUtilisation       float64
-	Observations          uint64
+	Bytes, Min, Max      int64
+	RecordCap            int
+	Increases, Decreases uint64
+	HardShrinks          uint64
+	LastUtilisation      float64
+	Observations         uint64
 }
 
 // Stats returns the AIMD state.
