@@ -1,0 +1,5 @@
+package admin
+
+import "net"
+
+type netConn = net.Conn

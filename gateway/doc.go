@@ -1,0 +1,27 @@
+// Package gateway is sluice's shell: the fasthttp front door, its HTTP
+// receiver, the admin listener, the sinks besides Kafka, the metrics, the
+// configuration and the App that wires the engine, the governor, the WASM
+// host and Kafka together.
+//
+// The central type is App. Data enters at POST /v1/events (Server), is split
+// into records without a full parse (split.go) and enqueued on the HTTP
+// Receiver, a byte-bounded queue that implements engine.Receiver[*Ack]. The
+// engine's governed driver pulls byte-capped batches from it, runs the
+// pipeline and writes to the sink; its commit of a batch resolves the Acks of
+// the requests whose last record the batch carried, which answers the
+// waiting clients with 200 and their counts.
+//
+// Delivery: a request gets 200 only after every one of its records was
+// accepted by the sink (Kafka: acks=all), dropped by a transform, or routed
+// to the dead-letter queue. A terminal driver error (sink, commit or DLQ
+// failure) fails every waiting request with 503; the supervisor marks the
+// sink unhealthy (the gate holds and /readyz is not ready), probes the sink
+// with capped exponential backoff and restarts the driver when it answers.
+//
+// Memory: every request body is leased from the governor's MemoryGuard from
+// enqueue to ack; the queue is bounded in bytes and rejects with 503 when
+// full; the inbound gate is evaluated before a body is read.
+//
+// Errors map to HTTP statuses in one function, StatusOf; each rejection
+// carries a JSON body {"error": "..."} that says what to do next.
+package gateway

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Sentinel errors of the front door. StatusOf maps each to its HTTP status.
+var (
+	// ErrEmptyBody is returned when a request carries no body (400).
+	ErrEmptyBody = errors.New("request body is empty: send a JSON object, a JSON array of objects or NDJSON")
+	// ErrInvalidJSON is returned when an application/json body (or a sniffed
+	// body) is not valid JSON (400); nothing of it is accepted.
+	ErrInvalidJSON = errors.New("body is not valid JSON: send a JSON object, a JSON array of objects, or NDJSON with Content-Type: application/x-ndjson")
+	// ErrUnauthorized is returned for a missing or unknown API key (401).
+	ErrUnauthorized = errors.New("missing or unknown API key: send Authorization: Bearer KEY or X-API-Key: KEY")
+	// ErrMethodNotAllowed is returned for a method other than POST on the
+	// ingest path (405).
+	ErrMethodNotAllowed = errors.New("method not allowed: use POST /v1/events")
+	// ErrNotFound is returned for an unknown path (404).
+	ErrNotFound = errors.New("not found: events go to POST /v1/events")
+	// ErrBodyTooLarge is returned when a body exceeds the body cap, before or
+	// after decompression (413).
+	ErrBodyTooLarge = errors.New("request body too large: split it into smaller requests")
+	// ErrUnsupportedMediaType is returned for a Content-Type that is not JSON
+	// (415).
+	ErrUnsupportedMediaType = errors.New("unsupported Content-Type: use application/json or application/x-ndjson")
+	// ErrUnsupportedEncoding is returned for a Content-Encoding other than
+	// gzip, deflate, br or zstd (415).
+	ErrUnsupportedEncoding = errors.New("unsupported Content-Encoding: use gzip or zstd, or none")
+	// ErrOverloaded is returned when the gate holds or the queue is full
+	// (503); the client should retry after Retry-After.
+	ErrOverloaded = errors.New("sluice is overloaded: retry after the Retry-After delay, or add capacity (--memory-limit, more instances)")
+	// ErrSinkUnavailable is returned when the sink (Kafka) failed or is down
+	// (503); nothing of the request was acknowledged and it must be retried.
+	ErrSinkUnavailable = errors.New("the sink is unavailable (Kafka down or failing): retry after the Retry-After delay; check the brokers")
+	// ErrShuttingDown is returned for requests that arrive or are still
+	// waiting while sluice shuts down (503).
+	ErrShuttingDown = errors.New("sluice is shutting down: retry against another instance")
+	// ErrAckTimeout is returned when the sink did not acknowledge a request
+	// within the ack timeout (504). Its records may still be written: a
+	// retry can create duplicates (at-least-once).
+	ErrAckTimeout = errors.New("the sink did not acknowledge the events within the ack timeout: retry (duplicates are possible)")
+	// ErrConfig is wrapped by every configuration error.
+	ErrConfig = errors.New("invalid configuration")
+)
+
+// PressureError is a 503 caused by the governor: the gate latched or the
+// receive queue is full. It names the pressure source so an operator knows
+// which limit to raise.
+type PressureError struct {
+	// Source is the pressure source that latched ("memory_guard",
+	// "go_heap", "queue", "sink").
+	Source string
+	// Level is the unified pressure level in [0, 1] at rejection.
+	Level float64
+	// RetryAfter is the delay the client is told to wait.
+	RetryAfter time.Duration
+	// Err is ErrOverloaded or ErrSinkUnavailable.
+	Err error
+}
+
+// Error implements error.
+func (e *PressureError) Error() string {
+	return fmt.Sprintf("%v (pressure %s at %.2f)", e.Err, e.Source, e.Level)
+}
+
+// Unwrap returns the sentinel.
+func (e *PressureError) Unwrap() error { return e.Err }
+
+// StatusOf maps an error to its HTTP status code: the one place where this
+// mapping lives.
+func StatusOf(err error) int {
+	switch {
+	case err == nil:
+		return fasthttp.StatusOK
+	case errors.Is(err, ErrEmptyBody), errors.Is(err, ErrInvalidJSON):
+		return fasthttp.StatusBadRequest
+	case errors.Is(err, ErrUnauthorized):
+		return fasthttp.StatusUnauthorized
+	case errors.Is(err, ErrNotFound):
+		return fasthttp.StatusNotFound
+	case errors.Is(err, ErrMethodNotAllowed):
+		return fasthttp.StatusMethodNotAllowed
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrUnsupportedMediaType), errors.Is(err, ErrUnsupportedEncoding),
+		errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
+		return fasthttp.StatusUnsupportedMediaType
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrSinkUnavailable), errors.Is(err, ErrShuttingDown):
+		return fasthttp.StatusServiceUnavailable
+	case errors.Is(err, ErrAckTimeout):
+		return fasthttp.StatusGatewayTimeout
+	default:
+		return fasthttp.StatusInternalServerError
+	}
+}
+
+// retryAfterOf returns the Retry-After delay for a 503 (zero otherwise).
+func retryAfterOf(err error, def time.Duration) time.Duration {
+	var pe *PressureError
+	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+		return pe.RetryAfter
+	}
+	if StatusOf(err) == fasthttp.StatusServiceUnavailable {
+		return def
+	}
+	return 0
+}
+
+// writeError answers with err's status and a JSON body {"error": "..."}.
+// Retry-After is set after ctx.Error-style resets, so it survives.
+func writeError(ctx *fasthttp.RequestCtx, err error, retryAfter time.Duration) int {
+	code := StatusOf(err)
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("application/json")
+	msg := err.Error()
+	if code == fasthttp.StatusInternalServerError {
+		msg = "internal error: " + msg
+	}
+	b := ctx.Response.BodyWriter()
+	buf := make([]byte, 0, len(msg)+16)
+	buf = append(buf, `{"error":`...)
+	buf = appendJSONString(buf, msg)
+	buf = append(buf, '}', '\n')
+	_, _ = b.Write(buf)
+	if ra := retryAfterOf(err, retryAfter); ra > 0 {
+		secs := int((ra + time.Second - 1) / time.Second)
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+	}
+	return code
+}
+
+// appendJSONString appends s as a JSON string literal.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}

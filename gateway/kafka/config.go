@@ -1,0 +1,208 @@
+package kafka
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Defaults of Config. A zero field in Config means its default.
+const (
+	DefaultTopic              = "events"
+	DefaultDLQTopic           = "sluice.dlq"
+	DefaultCompression        = "snappy"
+	DefaultLinger             = 5 * time.Millisecond
+	DefaultBatchMaxBytes      = 1 << 20
+	DefaultMaxBufferedRecords = 100_000
+	DefaultDeliveryTimeout    = 10 * time.Second
+	DefaultDialTimeout        = 5 * time.Second
+	DefaultClientID           = "sluice"
+)
+
+// Config configures the Kafka producer behind a Sink. It is flat and
+// immutable: NewSink copies it, fills the defaults (a zero field means its
+// default) and validates it; changing it afterwards has no effect.
+//
+// Every Sink produces with acks=all and idempotence; neither can be turned
+// off, because the gateway answers a client only after Kafka has its events.
+// SASL and TLS are not supported yet: the sink speaks plaintext to brokers
+// on a trusted network.
+type Config struct {
+	// Brokers are the seed brokers, "host:port". Required, at least one.
+	Brokers []string
+
+	// ClientID is the Kafka client id the brokers see in their logs and
+	// quotas. Default "sluice".
+	ClientID string
+
+	// DefaultTopic is where a record goes when its Topic is "" (a transform
+	// did not route it). Default "events".
+	DefaultTopic string
+
+	// DLQTopic receives dead letters (WriteDLQ). Default "sluice.dlq". It
+	// must differ from DefaultTopic.
+	DLQTopic string
+
+	// Compression is the batch codec: "none", "gzip", "snappy", "lz4" or
+	// "zstd". Default "snappy" (the fastest on realistic JSON events).
+	Compression string
+
+	// Linger is how long a partition's batch waits for more records before
+	// it is sent. Default 5 ms; a negative value means no linger. Write
+	// waits for its records anyway, so a longer linger adds latency to every
+	// request and buys only bigger batches.
+	Linger time.Duration
+
+	// BatchMaxBytes caps one record batch (uncompressed) per partition.
+	// Default 1 MiB; it must not exceed the brokers' message.max.bytes
+	// (1 MiB + 12 B by default). A single record larger than this fails
+	// with MESSAGE_TOO_LARGE.
+	BatchMaxBytes int32
+
+	// MaxBufferedRecords caps the records the producer holds that Kafka has
+	// not acknowledged yet. Default 100,000. When full, Write blocks until
+	// space frees up, its context is done, or DeliveryTimeout passes.
+	MaxBufferedRecords int
+
+	// DeliveryTimeout bounds how long a record may wait for its ack
+	// (Kafka's delivery.timeout.ms). Default 10 s. When the brokers are down,
+	// Write fails within about this long instead of hanging, so the caller
+	// can answer 503 and the outage shows up as errors, not stalls.
+	DeliveryTimeout time.Duration
+
+	// DialTimeout bounds one connection attempt and the reachability check
+	// NewSink makes at start. Default 5 s.
+	DialTimeout time.Duration
+
+	// AllowAutoTopicCreation lets producing to an unknown topic create it
+	// (if the brokers allow it). Default false: in production topics are
+	// provisioned; the dev broker turns this on.
+	AllowAutoTopicCreation bool
+
+	// Observer receives the outcome of every write, for metrics. Optional
+	// (nil: none). It is wiring, not a setting read from files.
+	Observer Observer
+}
+
+// DefaultConfig returns the configuration with every default filled in for
+// the given brokers.
+func DefaultConfig(brokers ...string) Config {
+	return Config{Brokers: brokers}.withDefaults()
+}
+
+// withDefaults returns c with each zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = DefaultClientID
+	}
+	if c.DefaultTopic == "" {
+		c.DefaultTopic = DefaultTopic
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = DefaultDLQTopic
+	}
+	if c.Compression == "" {
+		c.Compression = DefaultCompression
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = DefaultBatchMaxBytes
+	}
+	if c.MaxBufferedRecords == 0 {
+		c.MaxBufferedRecords = DefaultMaxBufferedRecords
+	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	return c
+}
+
+// Validate reports a configuration NewSink would reject. Zero fields are
+// taken as their defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if len(c.Brokers) == 0 {
+		return &ConfigError{Field: "Brokers", Reason: "at least one broker is required"}
+	}
+	for _, b := range c.Brokers {
+		if err := validBroker(b); err != nil {
+			return &ConfigError{Field: "Brokers", Reason: err.Error()}
+		}
+	}
+	if c.DefaultTopic == c.DLQTopic {
+		return &ConfigError{Field: "DLQTopic", Reason: fmt.Sprintf("must differ from DefaultTopic %q", c.DefaultTopic)}
+	}
+	for _, t := range [...]struct{ field, name string }{{"DefaultTopic", c.DefaultTopic}, {"DLQTopic", c.DLQTopic}} {
+		if err := validTopic(t.name); err != nil {
+			return &ConfigError{Field: t.field, Reason: err.Error()}
+		}
+	}
+	if _, err := codec(c.Compression); err != nil {
+		return &ConfigError{Field: "Compression", Reason: err.Error()}
+	}
+	if c.BatchMaxBytes < 1024 {
+		return &ConfigError{Field: "BatchMaxBytes", Reason: fmt.Sprintf("%d is below 1 KiB", c.BatchMaxBytes)}
+	}
+	if c.MaxBufferedRecords < 0 {
+		return &ConfigError{Field: "MaxBufferedRecords", Reason: "must be positive"}
+	}
+	if c.DeliveryTimeout < 100*time.Millisecond {
+		return &ConfigError{Field: "DeliveryTimeout", Reason: fmt.Sprintf("%v is below 100ms", c.DeliveryTimeout)}
+	}
+	if c.Linger >= c.DeliveryTimeout {
+		return &ConfigError{Field: "Linger", Reason: fmt.Sprintf("%v must be below DeliveryTimeout %v", c.Linger, c.DeliveryTimeout)}
+	}
+	if c.DialTimeout < 0 {
+		return &ConfigError{Field: "DialTimeout", Reason: "must be positive"}
+	}
+	return nil
+}
+
+// validBroker checks a "host:port" seed.
+func validBroker(b string) error {
+	i := strings.LastIndexByte(b, ':')
+	if b == "" || i <= 0 || i == len(b)-1 {
+		return fmt.Errorf("broker %q is not host:port", b)
+	}
+	return nil
+}
+
+// validTopic checks a Kafka topic name: 1–249 characters of [a-zA-Z0-9._-].
+func validTopic(t string) error {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return fmt.Errorf("invalid topic name %q", t)
+	}
+	for i := 0; i < len(t); i++ {
+		switch ch := t[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '.', ch == '_', ch == '-':
+		default:
+			return fmt.Errorf("invalid character %q in topic name %q", ch, t)
+		}
+	}
+	return nil
+}
+
+// codec maps a Compression name to the franz-go codec.
+func codec(name string) (kgo.CompressionCodec, error) {
+	switch strings.ToLower(name) {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	default:
+		return kgo.CompressionCodec{}, fmt.Errorf("unknown codec %q (want none, gzip, snappy, lz4 or zstd)", name)
+	}
+}

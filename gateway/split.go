@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// validJSON is the strict validator every record passes.
+var validJSON = json.Valid
+
+// bodyKind says how a request body is split into records.
+type bodyKind uint8
+
+const (
+	// kindSniff: no JSON media type was given (curl's form default, text/plain,
+	// none); the body's first bytes decide.
+	kindSniff bodyKind = iota
+	// kindJSON: application/json — one object or an array of objects, and the
+	// whole body must be valid JSON.
+	kindJSON
+	// kindNDJSON: application/x-ndjson — one JSON object per line; bad lines
+	// are dead-lettered, the rest proceed.
+	kindNDJSON
+)
+
+// maxDLQValue caps the bytes of an oversized event kept in its dead letter,
+// so that the dead letter itself fits in a Kafka message.
+const maxDLQValue = 64 << 10
+
+// splitOut collects the records and dead letters of one body. Records
+// reference the body's bytes (no copy); the body must not be mutated while
+// they are in flight.
+type splitOut struct {
+	recs     []engine.Record
+	dlq      []engine.DLQEntry
+	maxEvent int    // per-event cap in bytes; ≤ 0: none
+	tag      uint64 // Record.Tag of every record and dead letter
+	topic    string // Record.Topic of every record ("" = sink default)
+}
+
+func (o *splitOut) record(v []byte) {
+	if o.maxEvent > 0 && len(v) > o.maxEvent {
+		o.tooLarge(v)
+		return
+	}
+	o.recs = append(o.recs, engine.Record{Value: v, Topic: o.topic, Tag: o.tag})
+}
+
+func (o *splitOut) tooLarge(v []byte) {
+	kept := v
+	if len(kept) > maxDLQValue {
+		kept = kept[:maxDLQValue]
+	}
+	o.reject(kept, fmt.Sprintf("event too large: %d bytes over the %d-byte per-event cap (first %d bytes kept)", len(v), o.maxEvent, len(kept)))
+}
+
+func (o *splitOut) reject(v []byte, reason string) {
+	o.dlq = append(o.dlq, engine.DLQEntry{
+		Record: engine.Record{Value: v, Topic: o.topic, Tag: o.tag, Format: engine.FormatRaw},
+		Reason: reason,
+		Stage:  "receiver",
+	})
+}
+
+// inputs is the number of events the body carried (records + rejects).
+func (o *splitOut) inputs() int { return len(o.recs) + len(o.dlq) }
+
+// split cuts body into records without a full parse: NDJSON by line, an
+// array by a structural skip over its elements. Every record is checked to
+// be strictly valid JSON and a JSON object. It returns ErrEmptyBody for a
+// body without events and ErrInvalidJSON for a JSON body that is not valid
+// JSON (nothing of it is to be accepted); bad NDJSON lines and oversized
+// events become dead letters in out.
+func split(body []byte, kind bodyKind, out *splitOut) error {
+	start := skipWS(body, 0)
+	if start == len(body) {
+		return ErrEmptyBody
+	}
+	switch kind {
+	case kindNDJSON:
+		return splitNDJSON(body, out)
+	case kindJSON:
+		return splitJSON(body, start, out)
+	}
+	// Sniff: an array, a single object, or NDJSON.
+	switch body[start] {
+	case '[':
+		return splitJSON(body, start, out)
+	case '{':
+		end, ok := skipValue(body, start)
+		if ok && skipWS(body, end) == len(body) {
+			return splitJSON(body, start, out)
+		}
+		if bytes.IndexByte(body[start:], '\n') >= 0 {
+			return splitNDJSON(body, out)
+		}
+		return ErrInvalidJSON
+	default:
+		return ErrInvalidJSON
+	}
+}
+
+// splitNDJSON splits by line; empty lines are skipped.
+func splitNDJSON(body []byte, out *splitOut) error {
+	line := 0
+	for len(body) > 0 {
+		line++
+		var l []byte
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			l, body = body[:i], body[i+1:]
+		} else {
+			l, body = body, nil
+		}
+		l = trimWS(l)
+		if len(l) == 0 {
+			continue
+		}
+		switch {
+		case out.maxEvent > 0 && len(l) > out.maxEvent:
+			out.tooLarge(l)
+		case !validJSON(l):
+			out.reject(l, fmt.Sprintf("parse error: line %d is not valid JSON", line))
+		case l[0] != '{':
+			out.reject(l, fmt.Sprintf("parse error: line %d is not a JSON object", line))
+		default:
+			out.recs = append(out.recs, engine.Record{Value: l, Topic: out.topic, Tag: out.tag})
+		}
+	}
+	if out.inputs() == 0 {
+		return ErrEmptyBody
+	}
+	return nil
+}
+
+// splitJSON handles one object or an array of objects starting at body[i].
+// The body must be valid JSON as a whole.
+func splitJSON(body []byte, i int, out *splitOut) error {
+	switch body[i] {
+	case '{':
+		end, ok := skipValue(body, i)
+		if !ok || skipWS(body, end) != len(body) || !validJSON(body[i:end]) {
+			return ErrInvalidJSON
+		}
+		out.record(body[i:end])
+		return nil
+	case '[':
+	default:
+		return ErrInvalidJSON
+	}
+	i = skipWS(body, i+1)
+	if i < len(body) && body[i] == ']' {
+		if skipWS(body, i+1) != len(body) {
+			return ErrInvalidJSON
+		}
+		return ErrEmptyBody
+	}
+	for n := 1; ; n++ {
+		end, ok := skipValue(body, i)
+		if !ok {
+			return ErrInvalidJSON
+		}
+		elem := body[i:end]
+		if !validJSON(elem) {
+			return ErrInvalidJSON
+		}
+		if elem[0] == '{' {
+			out.record(elem)
+		} else {
+			out.reject(elem, fmt.Sprintf("parse error: array element %d is not a JSON object", n))
+		}
+		i = skipWS(body, end)
+		if i == len(body) {
+			return ErrInvalidJSON
+		}
+		switch body[i] {
+		case ',':
+			i = skipWS(body, i+1)
+		case ']':
+			if skipWS(body, i+1) != len(body) {
+				return ErrInvalidJSON
+			}
+			return nil
+		default:
+			return ErrInvalidJSON
+		}
+	}
+}
+
+// skipValue returns the end of the JSON value starting at b[i] by a
+// structural skip: strings and nesting are tracked, nothing else is checked
+// (the value is validated separately). ok is false when the value does not
+// end inside b.
+func skipValue(b []byte, i int) (end int, ok bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				e, ok := skipString(b, i)
+				if !ok {
+					return e, false
+				}
+				i = e
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, true
+				}
+			}
+			i++
+		}
+		return i, false
+	case '}', ']', ',', ':':
+		return i, false
+	default:
+		for i < len(b) {
+			switch b[i] {
+			case ',', ']', '}', ' ', '\t', '\r', '\n':
+				return i, true
+			}
+			i++
+		}
+		return i, true
+	}
+}
+
+// skipString returns the index after the closing quote of the string that
+// starts at b[i].
+func skipString(b []byte, i int) (int, bool) {
+	i++
+	for {
+		j := bytes.IndexAny(b[i:], `"\`)
+		if j < 0 {
+			return len(b), false
+		}
+		i += j
+		if b[i] == '"' {
+			return i + 1, true
+		}
+		i += 2 // a backslash and the byte it escapes
+		if i > len(b) {
+			return len(b), false
+		}
+	}
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && isWS(b[i]) {
+		i++
+	}
+	return i
+}
+
+func trimWS(b []byte) []byte {
+	for len(b) > 0 && isWS(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isWS(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
