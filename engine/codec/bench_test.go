@@ -1,0 +1,112 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/bytedance/sonic"
+	"github.com/bytedance/sonic/ast"
+)
+
+func benchGet(b *testing.B, path string, want string) {
+	doc := []byte(event)
+	p := MustParsePath(path)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		got, err := Get(doc, p)
+		if err != nil || len(got) != len(want) {
+			b.Fatalf("Get = %s, %v", got, err)
+		}
+	}
+}
+
+func BenchmarkGetTopLevel(b *testing.B) { benchGet(b, "type", `"click"`) }
+func BenchmarkGetLastTopLevel(b *testing.B) {
+	benchGet(b, "tags", `["x","y","z"]`)
+}
+func BenchmarkGetNested(b *testing.B) { benchGet(b, "user.geo.country", `"FR"`) }
+
+// ndjson is 1,000 typical events without escapes, as the gateway validates them.
+func ndjsonLines() [][]byte {
+	line := strings.ReplaceAll(event, `caf\u00e9 \"ok\"`, "cafe ok")
+	lines := make([][]byte, 1000)
+	for i := range lines {
+		lines[i] = []byte(line)
+	}
+	return lines
+}
+
+// BenchmarkValid compares the strict candidates (and sonic's lax validator as
+// the floor): Valid is the hybrid the package ships.
+func BenchmarkValid(b *testing.B) {
+	lines := ndjsonLines()
+	var total int64
+	for _, l := range lines {
+		total += int64(len(l))
+	}
+	strictSonic := sonic.Config{ValidateString: true}.Froze()
+	run := func(name string, valid func([]byte) bool) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(total)
+			for b.Loop() {
+				for _, l := range lines {
+					if !valid(l) {
+						b.Fatal("invalid")
+					}
+				}
+			}
+		})
+	}
+	run("hybrid", Valid)
+	run("encoding_json", json.Valid)
+	run("sonic_strict_unmarshal", func(d []byte) bool {
+		var v any
+		return strictSonic.Unmarshal(d, &v) == nil
+	})
+	run("sonic_lax", sonic.ConfigStd.Valid)
+	escaped := bytes.Repeat([]byte(event), 1)
+	b.Run("hybrid_escaped", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(escaped)))
+		for b.Loop() {
+			if !Valid(escaped) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+}
+
+// BenchmarkParse compares decoding into map[string]any (what Parse does)
+// with sonic's ast.Node fully loaded, each followed by one nested lookup.
+func BenchmarkParse(b *testing.B) {
+	doc := []byte(event)
+	p := MustParsePath("user.geo.country")
+	b.Run("map", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := Parse(doc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := v.Lookup(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ast_loadall", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			n := ast.NewRaw(string(doc))
+			if err := n.LoadAll(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := n.GetByPath("user", "geo", "country").String(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
