@@ -44,14 +44,14 @@ type budgetDoc struct {
 	} `json:"gate"`
 }
 
-// adminPoller polls GET /admin/budget once a second on its own goroutine.
+// adminPoller polls GET /admin/budget periodically on its own goroutine.
 type adminPoller struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	samples []AdminSample
 }
 
-func startAdminPoller(adminURL, token string, start time.Time) *adminPoller {
+func startAdminPoller(adminURL, token string, every time.Duration, start time.Time) *adminPoller {
 	p := &adminPoller{done: make(chan struct{})}
 	uri := strings.TrimRight(adminURL, "/")
 	if !strings.HasSuffix(uri, "/admin/budget") {
@@ -62,7 +62,7 @@ func startAdminPoller(adminURL, token string, start time.Time) *adminPoller {
 		defer p.wg.Done()
 		c := &fasthttp.Client{Name: "sluice-load", MaxConnsPerHost: 2}
 		defer c.CloseIdleConnections()
-		tk := time.NewTicker(time.Second)
+		tk := time.NewTicker(every)
 		defer tk.Stop()
 		for {
 			p.samples = append(p.samples, pollBudget(c, uri, token, start))

@@ -78,6 +78,9 @@ type Config struct {
 	// ProgressInterval is the period of the progress line; 0 disables it.
 	// Default 1 s (Main sets 0 with --quiet).
 	ProgressInterval time.Duration
+
+	// adminEvery is the admin poll period (0: 1 s); tests shorten it.
+	adminEvery time.Duration
 }
 
 // DefaultConfig returns the defaults of every flag.

@@ -119,7 +119,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 
 	var admin *adminPoller
 	if cfg.AdminURL != "" {
-		admin = startAdminPoller(cfg.AdminURL, cfg.AdminToken, r.start)
+		every := cfg.adminEvery
+		if every <= 0 {
+			every = time.Second
+		}
+		admin = startAdminPoller(cfg.AdminURL, cfg.AdminToken, every, r.start)
 	}
 	stopProgress := make(chan struct{})
 	var progressDone sync.WaitGroup
