@@ -21,8 +21,14 @@ const DefaultPipeline = "default"
 type pipelineBody struct {
 	Tenant     string   `json:"tenant"`
 	Transforms []string `json:"transforms"`
-	Previous   []string `json:"previous,omitempty"`
-	Tenants    []string `json:"tenants,omitempty"`
+	Tenants    []string `json:"tenants"`
+}
+
+// pipelineSwap is the JSON answer of PUT /admin/pipeline.
+type pipelineSwap struct {
+	Tenant     string   `json:"tenant"`
+	Transforms []string `json:"transforms"`
+	Previous   []string `json:"previous"`
 }
 
 // putPipelineRequest is the body of PUT /admin/pipeline.
@@ -64,7 +70,11 @@ func (h *Handler) getPipeline(ctx *fasthttp.RequestCtx, _ Params) error {
 	if chain == nil {
 		chain = []string{}
 	}
-	writeJSON(ctx, http.StatusOK, pipelineBody{Tenant: tenantLabel(t), Transforms: chain, Tenants: h.deps.Pipelines.Tenants()})
+	tenants := h.deps.Pipelines.Tenants()
+	if tenants == nil {
+		tenants = []string{}
+	}
+	writeJSON(ctx, http.StatusOK, pipelineBody{Tenant: tenantLabel(t), Transforms: chain, Tenants: tenants})
 	return nil
 }
 
@@ -114,7 +124,7 @@ func (h *Handler) putPipeline(ctx *fasthttp.RequestCtx, _ Params) error {
 	if prev == nil {
 		prev = []string{}
 	}
-	writeJSON(ctx, http.StatusOK, pipelineBody{Tenant: tenantLabel(t), Transforms: chain, Previous: prev})
+	writeJSON(ctx, http.StatusOK, pipelineSwap{Tenant: tenantLabel(t), Transforms: chain, Previous: prev})
 	return nil
 }
 

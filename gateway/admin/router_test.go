@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,6 +63,7 @@ func serveInMemory(tb testing.TB, h *Handler) *fasthttp.Client {
 		Handler:            h.ServeFastHTTP,
 		ErrorHandler:       h.WriteServerError,
 		MaxRequestBodySize: h.MaxRequestBodySize(),
+		Logger:             quietLogger{},
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
@@ -79,6 +81,9 @@ func newTestHandler(tb testing.TB, cfg Config, deps Deps) *Handler {
 	}
 	if deps.Transforms == nil {
 		deps.Transforms = emptyRegistry{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Pipelines == nil {
 		deps.Pipelines = emptyRegistry{}

@@ -1,0 +1,320 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/governor"
+)
+
+// Ack is one HTTP request's commit token. The engine commits it once the
+// batch carrying the request's last record was accepted by the sink; the
+// receiver then answers the waiting handler. It is resolved exactly once:
+// by that commit, or by a failure (sink down, shutdown deadline).
+type Ack struct {
+	id     uint64
+	recs   []engine.Record
+	next   int // index of the first record not yet received by the driver
+	dlq    []engine.DLQEntry
+	queued int64 // bytes of recs[next:] and of dlq not yet received
+	inputs int   // events in the body (records + inbound dead letters)
+	lease  *governor.Lease
+	start  time.Time
+
+	written      atomic.Int64 // records of this request the sink accepted
+	deadLettered atomic.Int64 // dead letters of this request the DLQ sink accepted
+	finished     atomic.Bool
+	done         chan error // capacity 1; receives the outcome once
+}
+
+// newAck returns the token of a request whose body was split into out.
+func newAck(id uint64, out *splitOut, lease *governor.Lease) *Ack {
+	a := &Ack{id: id, recs: out.recs, dlq: out.dlq, inputs: out.inputs(), lease: lease, start: time.Now(), done: make(chan error, 1)}
+	for i := range a.recs {
+		a.queued += int64(a.recs[i].Size())
+	}
+	for i := range a.dlq {
+		a.queued += int64(a.dlq[i].Record.Size())
+	}
+	return a
+}
+
+// ID returns the request id (the Record.Tag of its records).
+func (a *Ack) ID() uint64 { return a.id }
+
+// Counts returns the request's outcome: records the sink accepted, records
+// transforms dropped, records dead-lettered.
+func (a *Ack) Counts() (accepted, dropped, deadLettered int64) {
+	accepted, deadLettered = a.written.Load(), a.deadLettered.Load()
+	dropped = int64(a.inputs) - accepted - deadLettered
+	if dropped < 0 {
+		dropped = 0
+	}
+	return accepted, dropped, deadLettered
+}
+
+// resolve finishes the request once; later calls are no-ops.
+func (a *Ack) resolve(err error) bool {
+	if !a.finished.CompareAndSwap(false, true) {
+		return false
+	}
+	a.lease.Release()
+	a.done <- err
+	return true
+}
+
+// ReceiverConfig configures the HTTP receiver.
+type ReceiverConfig struct {
+	// QueueBytes caps the bytes waiting to be received by the driver.
+	// Enqueue fails at once (503) when a request does not fit. Required > 0.
+	QueueBytes int64
+	// PollTimeout is how long Recv waits for work before it returns an empty
+	// batch (an idle tick for the driver). Default 100ms.
+	PollTimeout time.Duration
+}
+
+// Receiver is the HTTP front door's side of the engine: a byte-bounded FIFO
+// of requests that implements engine.Receiver[*Ack]. Handlers Enqueue
+// (never blocking: a full queue is an immediate error); the driver receives
+// byte-capped batches that may split a request across batches, and commits
+// each request's Ack with the batch that carried its last record.
+// Safe for concurrent use; Recv, RecvLimited and Commit are called from the
+// driver's goroutine.
+type Receiver struct {
+	cfg    ReceiverConfig
+	fill   *governor.Gauge // queue fill as a pressure source ("queue")
+	notify chan struct{}
+
+	mu       sync.Mutex
+	q        []*Ack
+	queued   int64
+	closed   bool
+	down     error            // non-nil: Enqueue fails with it
+	inflight map[uint64]*Ack // every unresolved Ack, queued or received
+}
+
+var _ engine.Receiver[*Ack] = (*Receiver)(nil)
+
+// NewReceiver returns an open receiver.
+func NewReceiver(cfg ReceiverConfig) *Receiver {
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 100 * time.Millisecond
+	}
+	return &Receiver{
+		cfg:      cfg,
+		fill:     governor.NewGauge("queue"),
+		notify:   make(chan struct{}, 1),
+		inflight: make(map[uint64]*Ack),
+	}
+}
+
+// Fill returns the queue-fill pressure source.
+func (r *Receiver) Fill() governor.Source { return r.fill }
+
+// QueuedBytes returns the bytes waiting to be received.
+func (r *Receiver) QueuedBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.queued
+}
+
+// Pending returns the number of unresolved requests.
+func (r *Receiver) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.inflight)
+}
+
+func (r *Receiver) setFillLocked() {
+	r.fill.Set(float64(r.queued)/float64(r.cfg.QueueBytes), false)
+}
+
+// Enqueue appends a request. It never blocks: it fails with a
+// *PressureError when the queue has no room, with the down error while the
+// sink is unavailable, and with ErrShuttingDown once closed.
+func (r *Receiver) Enqueue(a *Ack) error {
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return ErrShuttingDown
+	case r.down != nil:
+		err := r.down
+		r.mu.Unlock()
+		return err
+	case r.queued > 0 && r.queued+a.queued > r.cfg.QueueBytes:
+		lvl := float64(r.queued) / float64(r.cfg.QueueBytes)
+		r.mu.Unlock()
+		return &PressureError{Source: "queue", Level: lvl, Err: ErrOverloaded}
+	}
+	r.q = append(r.q, a)
+	r.queued += a.queued
+	r.inflight[a.id] = a
+	r.setFillLocked()
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// lookup returns the unresolved request with id, or nil.
+func (r *Receiver) lookup(id uint64) *Ack {
+	r.mu.Lock()
+	a := r.inflight[id]
+	r.mu.Unlock()
+	return a
+}
+
+// Recv returns up to max records (engine.Receiver).
+func (r *Receiver) Recv(ctx context.Context, max int) (engine.Batch[*Ack], error) {
+	return r.RecvLimited(ctx, engine.RecvLimits{MaxRecords: max})
+}
+
+// RecvLimited returns the next records in arrival order, bounded by
+// lim.MaxRecords and lim.MaxBytes (floor one record). A request whose
+// records do not all fit is continued by the next call; its Ack travels
+// with the batch that carries its last record, its inbound dead letters with
+// the batch that carries its first. It waits up to the poll timeout for
+// work and then returns an empty batch; once the receiver is closed and
+// drained it returns engine.ErrSourceClosed.
+func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engine.Batch[*Ack], error) {
+	var b engine.Batch[*Ack]
+	var timer *time.Timer
+	r.mu.Lock()
+	for len(r.q) == 0 {
+		if r.closed {
+			r.mu.Unlock()
+			return b, errSourceClosed
+		}
+		r.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(r.cfg.PollTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return b, nil
+		case <-timer.C:
+			return b, nil
+		case <-r.notify:
+		}
+		r.mu.Lock()
+	}
+	defer r.mu.Unlock()
+	maxRecs := lim.MaxRecords
+	if maxRecs <= 0 {
+		maxRecs = 1 << 30
+	}
+	n := 0
+	for _, a := range r.q {
+		n += len(a.recs) - a.next
+		if n >= maxRecs {
+			break
+		}
+	}
+	b.Records = make([]engine.Record, 0, min(n, maxRecs))
+	var bytes int64
+	full := false
+	taken := 0
+	for _, a := range r.q {
+		if a.dlq != nil {
+			b.DLQ = append(b.DLQ, a.dlq...)
+			for i := range a.dlq {
+				a.queued -= int64(a.dlq[i].Record.Size())
+				r.queued -= int64(a.dlq[i].Record.Size())
+			}
+			a.dlq = nil
+		}
+		for a.next < len(a.recs) {
+			if len(b.Records) >= maxRecs {
+				full = true
+				break
+			}
+			sz := int64(a.recs[a.next].Size())
+			if lim.MaxBytes > 0 && len(b.Records) > 0 && bytes+sz > lim.MaxBytes {
+				full = true
+				break
+			}
+			b.Records = append(b.Records, a.recs[a.next])
+			a.recs[a.next] = engine.Record{} // the batch owns it now
+			a.next++
+			bytes += sz
+			a.queued -= sz
+			r.queued -= sz
+		}
+		if full {
+			break
+		}
+		b.Tokens = append(b.Tokens, a)
+		taken++
+	}
+	clear(r.q[:taken])
+	r.q = r.q[taken:]
+	if len(r.q) == 0 {
+		r.q = nil
+	}
+	r.setFillLocked()
+	return b, nil
+}
+
+// Commit resolves the requests: their records are all in the sink or the
+// DLQ. The handlers answer 200.
+func (r *Receiver) Commit(_ context.Context, tokens []*Ack) error {
+	r.mu.Lock()
+	for _, a := range tokens {
+		delete(r.inflight, a.id)
+	}
+	r.mu.Unlock()
+	for _, a := range tokens {
+		a.resolve(nil)
+	}
+	return nil
+}
+
+// FailAll fails every unresolved request (queued or received) with err and
+// empties the queue. The supervisor calls it after a terminal driver error,
+// and shutdown calls it when the drain deadline passes.
+func (r *Receiver) FailAll(err error) int {
+	r.mu.Lock()
+	acks := make([]*Ack, 0, len(r.inflight))
+	for _, a := range r.inflight {
+		acks = append(acks, a)
+	}
+	clear(r.inflight)
+	clear(r.q)
+	r.q = nil
+	r.queued = 0
+	r.setFillLocked()
+	r.mu.Unlock()
+	n := 0
+	for _, a := range acks {
+		if a.resolve(err) {
+			n++
+		}
+	}
+	return n
+}
+
+// SetDown makes Enqueue fail with err (nil: accept again).
+func (r *Receiver) SetDown(err error) {
+	r.mu.Lock()
+	r.down = err
+	r.mu.Unlock()
+}
+
+// Close stops accepting requests; the driver drains what is queued and then
+// receives engine.ErrSourceClosed.
+func (r *Receiver) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
