@@ -116,7 +116,7 @@ func retryAfterOf(err error, def time.Duration) time.Duration {
 // Retry-After is set after ctx.Error-style resets, so it survives.
 func writeError(ctx *fasthttp.RequestCtx, err error, retryAfter time.Duration) int {
 	code := StatusOf(err)
-	ctx.Response.Reset()
+	ctx.Response.ResetBody()
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("application/json")
 	msg := err.Error()

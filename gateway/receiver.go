@@ -23,6 +23,7 @@ type Ack struct {
 	inputs int   // events in the body (records + inbound dead letters)
 	lease  *governor.Lease
 	start  time.Time
+	tenant string // tenant name ("" = default)
 
 	written      atomic.Int64 // records of this request the sink accepted
 	deadLettered atomic.Int64 // dead letters of this request the DLQ sink accepted
@@ -92,7 +93,7 @@ type Receiver struct {
 	q        []*Ack
 	queued   int64
 	closed   bool
-	down     error            // non-nil: Enqueue fails with it
+	down     error           // non-nil: Enqueue fails with it
 	inflight map[uint64]*Ack // every unresolved Ack, queued or received
 }
 

@@ -74,7 +74,6 @@ func NewSink(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchMaxBytes(cfg.BatchMaxBytes),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		// A request in flight can only be failed once its answer (or its
 		// connection's death) is known: bound both halves so the delivery
 		// timeout is reachable while a broker hangs.
@@ -250,8 +249,13 @@ func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int6
 	n := len(ws.recs)
 	start := time.Now()
 	ws.pending.Store(int64(n))
+	// The delivery timeout rides on the records' context: franz-go's own
+	// record timeout counts from Record.Timestamp, which is the event's
+	// time here and may lie far in the past.
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
+	defer cancel()
 	for i := range ws.recs {
-		s.cl.Produce(ctx, &ws.recs[i], ws.promise)
+		s.cl.Produce(pctx, &ws.recs[i], ws.promise)
 	}
 
 	var err error
