@@ -1,0 +1,24 @@
+// Command route is a sluice transform that routes each event to the topic
+// "events.<event>" and keys it by "user_id", so one user's events stay in
+// order on one partition.
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o route.wasm ./route
+package main
+
+import sluice "github.com/sluicehq/sluice/guest-sdk/go"
+
+func init() {
+	sluice.HandleRecord(func(rec *sluice.Record) error {
+		if ev, ok := rec.Get("event").Str(); ok && ev != "" {
+			if err := rec.Route("events." + ev); err != nil {
+				return err
+			}
+		}
+		if uid := rec.Get("user_id"); uid.Exists() && !uid.IsNull() {
+			return rec.SetKey([]byte(uid.String()))
+		}
+		return nil
+	})
+}
+
+func main() {}

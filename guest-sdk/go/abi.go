@@ -1,0 +1,39 @@
+package sluice
+
+// The ABI constants of sluice_v1, kept in this one file. They mirror
+// github.com/sluicehq/sluice/wasmhost's abi.go and guest-sdk/ABI.md; the
+// three must change together.
+
+// ABIVersion is the ABI this SDK implements. The host rejects a module whose
+// sluice_abi_version export returns another number.
+const ABIVersion = 1
+
+// Module and export names.
+const (
+	// ImportModule is the module name of every host function.
+	ImportModule = "sluice_v1"
+	// ExportABIVersion returns ABIVersion.
+	ExportABIVersion = "sluice_abi_version"
+	// ExportProcess is called once per batch with the record count.
+	ExportProcess = "sluice_process"
+)
+
+// Status codes returned by host functions (negative i32). A non-negative
+// result is a length (or, for emit, the new record's index).
+const (
+	// StatusOK is success for functions that return no length.
+	StatusOK int32 = 0
+	// StatusNotFound: the field, key or header does not exist.
+	StatusNotFound int32 = -1
+	// StatusBadRecord: the record index is out of range.
+	StatusBadRecord int32 = -2
+	// StatusBadMemory: a pointer/length pair lies outside guest memory.
+	StatusBadMemory int32 = -3
+	// StatusInvalidJSON: a value passed to the host is not valid JSON, or
+	// the record is not a JSON document.
+	StatusInvalidJSON int32 = -4
+	// StatusBadPath: the dotted path is empty or has an empty segment.
+	StatusBadPath int32 = -5
+	// StatusLimit: a per-call limit (emitted records, value size) is hit.
+	StatusLimit int32 = -6
+)

@@ -1,0 +1,42 @@
+// Package sluice is the Go SDK for sluice transforms: WebAssembly guests that
+// the sluice gateway runs over every batch of events before writing them to
+// Kafka.
+//
+// A transform is an ordinary Go main package built as a WASI reactor:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o filter.wasm .
+//
+// It registers a handler in init (or main) and the SDK does the rest: it
+// exports the ABI (sluice_abi_version, sluice_process), calls the handler
+// once per record, and yields to the Go scheduler at the end of every call so
+// the guest's garbage collector keeps up.
+//
+//	func init() {
+//		sluice.HandleRecord(func(rec *sluice.Record) error {
+//			if rec.Get("event").Equal("heartbeat") {
+//				rec.Drop()
+//			}
+//			return nil
+//		})
+//	}
+//
+//	func main() {}
+//
+// The host keeps the records. A handler pulls only what it needs (a field by
+// dotted path, parsed on the host; the raw bytes; topic, key, headers) and
+// pushes decisions (drop, set or delete a field, route, set the key or a
+// header, dead-letter with a reason, emit a new record). A record nobody
+// edits leaves the host unchanged, byte for byte.
+//
+// Values returned by Get, Raw, Key and Header are valid until the handler
+// returns: they live in a per-batch arena the SDK reuses. Copy them to keep
+// them. Buffers that cross the host boundary are grow-only and reused, so a
+// steady stream of records allocates nothing at the boundary.
+//
+// Returning an error from a record handler dead-letters that record with the
+// error's text. A panic traps the guest: the host sends the whole call's
+// records to its dead-letter queue (or fails the batch, by its
+// configuration) and replaces the instance.
+//
+// The contract behind this package, for other languages, is guest-sdk/ABI.md.
+package sluice

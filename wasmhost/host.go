@@ -1,0 +1,170 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// DefaultPipeline is the name of the pipeline every tenant without its own
+// uses.
+const DefaultPipeline = "default"
+
+// Host runs WASM transforms: one wazero runtime (optimizing compiler,
+// interruptible calls, memory limit), the transform registry, instance pools
+// and the named pipelines. Safe for concurrent use.
+type Host struct {
+	cfg   Config
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+	store *store // nil without DataDir
+
+	mu         sync.Mutex
+	transforms map[string]*transform
+	pipelines  map[string]*Pipeline
+	closed     bool
+}
+
+// transform is a named transform and its kept versions (ascending).
+type transform struct {
+	name     string
+	versions []*version
+	current  *version
+	counters *counters
+}
+
+// New validates cfg, starts the runtime and, with a DataDir, restores the
+// stored transforms and pipelines.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	h := &Host{
+		cfg:        cfg,
+		transforms: make(map[string]*transform),
+		pipelines:  make(map[string]*Pipeline),
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(cfg.memoryLimitPages())
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasmhost: compilation cache %q: %w", cfg.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	rc = rc.WithCompilationCache(h.cache)
+	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		h.rt.Close(ctx)
+		return nil, fmt.Errorf("wasmhost: wasi: %w", err)
+	}
+	b := h.rt.NewHostModuleBuilder(ImportModule)
+	for name, fn := range hostFuncs() {
+		params := make([]api.ValueType, hostFuncParams[name])
+		for i := range params {
+			params[i] = i32
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(fn, params, []api.ValueType{i32}).Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		h.rt.Close(ctx)
+		return nil, fmt.Errorf("wasmhost: host module: %w", err)
+	}
+	h.pipelines[DefaultPipeline] = newPipeline(h, DefaultPipeline)
+	if cfg.DataDir != "" {
+		s, err := openStore(cfg.DataDir)
+		if err != nil {
+			h.rt.Close(ctx)
+			return nil, err
+		}
+		h.store = s
+		if err := h.restore(ctx); err != nil {
+			h.rt.Close(ctx)
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Close closes every instance and the runtime. Calls in flight fail.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	for _, t := range h.transforms {
+		for _, v := range t.versions {
+			v.retire()
+		}
+	}
+	h.mu.Unlock()
+	err := h.rt.Close(ctx)
+	if cerr := h.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (h *Host) Config() Config { return h.cfg }
+
+// restore loads stored transforms (compiling each current version, from
+// the compilation cache when warm) and pipelines.
+func (h *Host) restore(ctx context.Context) error {
+	mans, err := h.store.manifests()
+	if err != nil {
+		return err
+	}
+	for _, m := range mans {
+		t := &transform{name: m.Name, counters: &counters{}}
+		for _, vm := range m.Versions {
+			v := h.newVersion(m.Name, vm, nil, t.counters)
+			v.blobPath = h.store.blobPath(m.Name, vm.Digest)
+			t.versions = append(t.versions, v)
+			if vm.Version == m.Current {
+				t.current = v
+			} else {
+				v.retired.Store(true)
+			}
+		}
+		if t.current == nil {
+			h.cfg.Logger.Warn("transform has no current version; skipped", "transform", m.Name)
+			continue
+		}
+		if err := t.current.compile(ctx); err != nil {
+			h.cfg.Logger.Error("stored transform failed to compile; skipped", "transform", m.Name, "err", err)
+			continue
+		}
+		h.transforms[m.Name] = t
+	}
+	pls, err := h.store.pipelines()
+	if err != nil {
+		return err
+	}
+	for name, names := range pls {
+		if err := h.setPipelineLocked(name, names, false); err != nil {
+			h.cfg.Logger.Error("stored pipeline not restored", "pipeline", name, "err", err)
+		}
+	}
+	return nil
+}
+
+func (h *Host) lookup(name string) (*transform, error) {
+	t, ok := h.transforms[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: transform %q", ErrNotFound, name)
+	}
+	return t, nil
+}
+

@@ -1,0 +1,313 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// stateKey carries the *callState of a guest call in its context: host
+// functions find the batch they serve through it.
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *callState {
+	s, _ := ctx.Value(stateKey{}).(*callState)
+	return s
+}
+
+func errorsIsNotFound(err error) bool { return errors.Is(err, codec.ErrNotFound) }
+
+func ret(stack []uint64, v int32) { stack[0] = api.EncodeI32(v) }
+
+// read returns guest memory [ptr, ptr+n) without copying; the view is valid
+// only until the guest runs again.
+func read(mod api.Module, ptr, n uint64) ([]byte, bool) {
+	return mod.Memory().Read(uint32(ptr), uint32(n))
+}
+
+// writeOut writes val into the guest buffer (buf, capacity) and sets the
+// result: the length, whether or not it fit (nothing is written when it
+// does not).
+func writeOut(mod api.Module, stack []uint64, buf, capacity uint64, val []byte) {
+	if uint64(len(val)) <= capacity && len(val) > 0 {
+		if !mod.Memory().Write(uint32(buf), val) {
+			ret(stack, StatusBadMemory)
+			return
+		}
+	}
+	ret(stack, int32(len(val)))
+}
+
+// hostFuncs returns every sluice_v1 host function by name.
+func hostFuncs() map[string]api.GoModuleFunc {
+	return map[string]api.GoModuleFunc{
+		FuncRecordCount: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s := stateOf(ctx)
+			if s == nil {
+				ret(stack, 0)
+				return
+			}
+			ret(stack, int32(s.n))
+		},
+		FuncRecordValue: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			writeOut(mod, stack, stack[1], stack[2], s.record(idx).Value)
+		},
+		FuncGetField: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			path, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			val, st := s.getField(idx, path)
+			if st != StatusOK {
+				ret(stack, st)
+				return
+			}
+			writeOut(mod, stack, stack[3], stack[4], val)
+		},
+		FuncRecordTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			t := s.record(idx).Topic
+			if uint64(len(t)) <= stack[2] && len(t) > 0 && !mod.Memory().WriteString(uint32(stack[1]), t) {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			ret(stack, int32(len(t)))
+		},
+		FuncRecordKey: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			k := s.record(idx).Key
+			if k == nil {
+				ret(stack, StatusNotFound)
+				return
+			}
+			writeOut(mod, stack, stack[1], stack[2], k)
+		},
+		FuncRecordHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			name, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			v, found := header(s.record(idx), name)
+			if !found {
+				ret(stack, StatusNotFound)
+				return
+			}
+			writeOut(mod, stack, stack[3], stack[4], v)
+		},
+		FuncDrop: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			s.recs[idx].dropped = true
+			ret(stack, StatusOK)
+		},
+		FuncSetField: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			rawPath, ok1 := read(mod, stack[1], stack[2])
+			val, ok2 := read(mod, stack[3], stack[4])
+			if !ok1 || !ok2 {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			p, ok := s.path(rawPath)
+			if !ok {
+				ret(stack, StatusBadPath)
+				return
+			}
+			if !codec.Valid(val) {
+				ret(stack, StatusInvalidJSON)
+				return
+			}
+			r := s.record(idx)
+			if r.Format != engine.FormatJSON {
+				ret(stack, StatusInvalidJSON)
+				return
+			}
+			doc, err := jsonSet(r.Value, p, trimSpace(val))
+			if err != nil {
+				ret(stack, editStatus(err))
+				return
+			}
+			s.edit(idx).Value = doc
+			ret(stack, StatusOK)
+		},
+		FuncDeleteField: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			rawPath, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			p, ok := s.path(rawPath)
+			if !ok {
+				ret(stack, StatusBadPath)
+				return
+			}
+			r := s.record(idx)
+			if r.Format != engine.FormatJSON {
+				ret(stack, StatusInvalidJSON)
+				return
+			}
+			doc, err := jsonDelete(r.Value, p)
+			if err != nil {
+				ret(stack, editStatus(err))
+				return
+			}
+			s.edit(idx).Value = doc
+			ret(stack, StatusOK)
+		},
+		FuncSetValue: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			val, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			r := s.record(idx)
+			if r.Format == engine.FormatJSON && !codec.Valid(val) {
+				ret(stack, StatusInvalidJSON)
+				return
+			}
+			s.edit(idx).Value = append([]byte(nil), val...)
+			ret(stack, StatusOK)
+		},
+		FuncSetTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			t, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			if r := s.record(idx); r.Topic != string(t) {
+				s.edit(idx).Topic = string(t)
+			}
+			ret(stack, StatusOK)
+		},
+		FuncSetKey: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			k, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			s.edit(idx).Key = append([]byte{}, k...)
+			ret(stack, StatusOK)
+		},
+		FuncSetHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			name, ok1 := read(mod, stack[1], stack[2])
+			val, ok2 := read(mod, stack[3], stack[4])
+			if !ok1 || !ok2 {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			s.setHeader(idx, name, val)
+			ret(stack, StatusOK)
+		},
+		FuncDeadLetter: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			reason, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			if len(reason) > 1024 {
+				reason = reason[:1024]
+			}
+			st := &s.recs[idx]
+			st.dead, st.reason = true, string(reason)
+			ret(stack, StatusOK)
+		},
+		FuncEmit: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			val, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			if s.emitted >= s.maxEmit {
+				ret(stack, StatusLimit)
+				return
+			}
+			if s.record(idx).Format == engine.FormatJSON && !codec.Valid(val) {
+				ret(stack, StatusInvalidJSON)
+				return
+			}
+			ret(stack, s.emit(idx, val))
+		},
+	}
+}
+
+// editStatus maps a jsonSet/jsonDelete error to a status code.
+func editStatus(err error) int32 {
+	switch {
+	case errors.Is(err, codec.ErrNotFound), errors.Is(err, errNotObject):
+		return StatusNotFound
+	case errors.Is(err, codec.ErrBadPath):
+		return StatusBadPath
+	default:
+		return StatusInvalidJSON
+	}
+}

@@ -1,0 +1,290 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// instantiateTimeout bounds a guest's initialiser (_initialize): a module
+// that loops at start is interrupted and rejected.
+const instantiateTimeout = 10 * time.Second
+
+// counters are a transform's lifetime counters (across versions).
+type counters struct {
+	calls, records, traps atomic.Uint64
+}
+
+// version is one compiled version of a transform with its instance pool.
+type version struct {
+	host     *Host
+	name     string
+	meta     versionMeta
+	counters *counters
+	lim      *logLimiter
+
+	compileOnce sync.Once
+	compiled    wazero.CompiledModule
+	compileErr  error
+	wasm        []byte // held until compiled
+	blobPath    string // where to read wasm from when nil (restored versions)
+	hasInit     bool
+
+	pool    chan *instance // idle instances
+	slots   chan struct{}  // one token per live instance (cap PoolSize)
+	retired atomic.Bool
+	peakMem atomic.Uint32
+}
+
+// instance is one live module: single-threaded, used by one call at a time.
+type instance struct {
+	mod     api.Module
+	process api.Function
+	mem     api.Memory
+	stack   []uint64
+	state   callState
+	stdout  *guestLog
+	stderr  *guestLog
+}
+
+func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counters) *version {
+	return &version{
+		host:     h,
+		name:     name,
+		meta:     meta,
+		counters: c,
+		lim:      newLogLimiter(h.cfg.GuestLogRate),
+		wasm:     wasm,
+		pool:     make(chan *instance, h.cfg.PoolSize),
+		slots:    make(chan struct{}, h.cfg.PoolSize),
+	}
+}
+
+// compile compiles the module once.
+func (v *version) compile(ctx context.Context) error {
+	v.compileOnce.Do(func() {
+		if v.wasm == nil && v.blobPath != "" {
+			b, err := readBlob(v.blobPath, v.meta.Digest)
+			if err != nil {
+				v.compileErr = err
+				return
+			}
+			v.wasm = b
+		}
+		cm, err := v.host.rt.CompileModule(ctx, v.wasm)
+		if err != nil {
+			v.compileErr = fmt.Errorf("%w: compile %q: %s", ErrInvalidModule, v.name, err.Error())
+			return
+		}
+		v.compiled = cm
+		_, v.hasInit = cm.ExportedFunctions()[ExportInitialize]
+		v.wasm = nil
+	})
+	return v.compileErr
+}
+
+// instantiate starts a new instance.
+func (v *version) instantiate(ctx context.Context) (*instance, error) {
+	if err := v.compile(ctx); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	in := &instance{
+		stack:  make([]uint64, 1),
+		stdout: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stdout"},
+		stderr: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stderr"},
+	}
+	in.state.paths = make(map[string]codec.Path)
+	mc := wazero.NewModuleConfig().
+		WithName("").
+		WithStdout(in.stdout).
+		WithStderr(in.stderr)
+	if v.hasInit {
+		mc = mc.WithStartFunctions(ExportInitialize)
+	} else {
+		mc = mc.WithStartFunctions()
+	}
+	ictx, cancel := context.WithTimeout(ctx, instantiateTimeout)
+	defer cancel()
+	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, mc)
+	if err != nil {
+		detail := firstLine(err.Error())
+		if s := in.stderr.summary(); s != "" {
+			detail += ": " + s
+		}
+		return nil, fmt.Errorf("%w: instantiate %q: %s", ErrInvalidModule, v.name, detail)
+	}
+	in.mod = mod
+	in.process = mod.ExportedFunction(ExportProcess)
+	in.mem = mod.Memory()
+	if in.process == nil || in.mem == nil {
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("%w: %q lacks %s or memory", ErrInvalidModule, v.name, ExportProcess)
+	}
+	v.notePeak(in)
+	v.host.cfg.Hooks.instantiate(v.name, time.Since(start))
+	return in, nil
+}
+
+func (v *version) notePeak(in *instance) {
+	sz := in.mem.Size()
+	for {
+		old := v.peakMem.Load()
+		if sz <= old || v.peakMem.CompareAndSwap(old, sz) {
+			return
+		}
+	}
+}
+
+// acquire returns an idle instance, starts a new one when fewer than
+// PoolSize are live, or waits for one.
+func (v *version) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-v.pool:
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-v.pool:
+		return in, nil
+	case v.slots <- struct{}{}:
+		in, err := v.instantiate(ctx)
+		if err != nil {
+			<-v.slots
+			return nil, err
+		}
+		return in, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// release returns an instance to the pool, or discards it (freeing its
+// slot) when broken, recycled or the version is retired.
+func (v *version) release(in *instance, discard bool) {
+	in.state.release()
+	if discard || v.retired.Load() {
+		in.mod.Close(context.Background())
+		<-v.slots
+		return
+	}
+	v.pool <- in
+}
+
+// retire closes idle instances; busy ones are closed when released.
+func (v *version) retire() {
+	v.retired.Store(true)
+	for {
+		select {
+		case in := <-v.pool:
+			in.mod.Close(context.Background())
+			<-v.slots
+		default:
+			return
+		}
+	}
+}
+
+// close retires the version and frees its compiled code. Instances still
+// running keep working (wazero allows closing a compiled module in use).
+func (v *version) close() {
+	v.retire()
+	if v.compiled != nil {
+		v.compiled.Close(context.Background())
+	}
+}
+
+// run calls the guest over recs on one instance and returns its output.
+// A failed call returns a *TrapError (the instance is then discarded) or,
+// when ctx itself is done, ctx's error.
+func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, tally, error) {
+	in, err := v.acquire(ctx)
+	if err != nil {
+		return recs, dlq, tally{}, err
+	}
+	h := v.host
+	st := &in.state
+	st.reset(recs, h.cfg.MaxEmitPerCall)
+	in.stdout.reset()
+	in.stderr.reset()
+	deadline := h.cfg.deadline(len(recs))
+	cctx, cancel := context.WithTimeout(ctx, deadline)
+	cctx = context.WithValue(cctx, stateKey{}, st)
+	in.stack[0] = uint64(len(recs))
+	callErr := in.process.CallWithStack(cctx, in.stack)
+	cancel()
+	v.counters.calls.Add(1)
+	v.counters.records.Add(uint64(len(recs)))
+
+	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
+		out, dlq, t := st.collect(recs, dlq, v.name)
+		v.notePeak(in)
+		recycle := h.cfg.RecycleAbove > 0 && int64(in.mem.Size()) > h.cfg.RecycleAbove
+		if recycle {
+			h.cfg.Hooks.recycle(v.name, "memory")
+		}
+		v.release(in, recycle)
+		return out, dlq, t, nil
+	}
+	if callErr == nil {
+		// The guest aborted: its instance is still sound.
+		code := api.DecodeI32(in.stack[0])
+		v.release(in, false)
+		v.counters.traps.Add(1)
+		h.cfg.Hooks.trap(v.name, TrapAbort)
+		return recs, dlq, tally{}, &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("sluice_process returned %d", code)}
+	}
+	if ctx.Err() != nil {
+		h.cfg.Hooks.recycle(v.name, "canceled")
+		v.release(in, true)
+		return recs, dlq, tally{}, ctx.Err()
+	}
+	te := v.classify(in, callErr, deadline)
+	v.notePeak(in)
+	v.counters.traps.Add(1)
+	h.cfg.Hooks.trap(v.name, te.Kind)
+	h.cfg.Hooks.recycle(v.name, string(te.Kind))
+	v.release(in, true)
+	return recs, dlq, tally{}, te
+}
+
+// classify names a failed call.
+func (v *version) classify(in *instance, err error, deadline time.Duration) *TrapError {
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return &TrapError{Transform: v.name, Kind: TrapDeadline, Detail: "exceeded " + deadline.String()}
+		case sys.ExitCodeContextCanceled:
+			return &TrapError{Transform: v.name, Kind: TrapDeadline, Detail: "canceled"}
+		}
+	}
+	if in.stderr.oom || in.stdout.oom {
+		return &TrapError{Transform: v.name, Kind: TrapOOM, Detail: fmt.Sprintf("out of memory (limit %d MiB)", v.host.cfg.MemoryLimit>>20)}
+	}
+	detail := firstLine(err.Error())
+	if ee != nil {
+		detail = fmt.Sprintf("exit code %d", ee.ExitCode())
+	}
+	if s := in.stderr.summary(); s != "" {
+		detail += ": " + s
+	}
+	return &TrapError{Transform: v.name, Kind: TrapPanic, Detail: detail}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,174 @@
+package wasmhost
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// Guests are built from source once per test binary, into guestDir, and
+// compiled through one shared on-disk compilation cache.
+var (
+	guestDir string
+	cacheDir string
+)
+
+// guestSources maps a guest name to its module directory and package.
+var guestSources = map[string][2]string{
+	"filter":    {"../examples", "./filter"},
+	"redact":    {"../examples", "./redact"},
+	"route":     {"../examples", "./route"},
+	"enrich":    {"../examples", "./enrich"},
+	"trapper":   {"testdata/guests", "./trapper"},
+	"looper":    {"testdata/guests", "./looper"},
+	"hog":       {"testdata/guests", "./hog"},
+	"wrongabi":  {"testdata/guests", "./wrongabi"},
+	"forbidden": {"testdata/guests", "./forbidden"},
+	"noop":      {"testdata/guests", "./noop"},
+	"kitchen":   {"testdata/guests", "./kitchen"},
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "wasmhost-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	guestDir, cacheDir = filepath.Join(dir, "guests"), filepath.Join(dir, "cache")
+	if err := buildGuests(guestDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// buildGuests builds every guest with the Go toolchain (GOOS=wasip1
+// GOARCH=wasm, -buildmode=c-shared), two at a time.
+func buildGuests(out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 2)
+	)
+	for name, src := range guestSources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(out, name+".wasm"), src[1])
+			cmd.Dir = src[0]
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("build guest %s: %v\n%s", name, err, b))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// guest returns the bytes of a built guest.
+func guest(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(guestDir, name+".wasm"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newHost starts a Host for a test (shared compilation cache, quiet log
+// unless cfg sets one) and closes it at cleanup.
+func newHost(tb testing.TB, cfg Config) *Host {
+	tb.Helper()
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = cacheDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLog
+	}
+	h, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close(context.Background()) })
+	return h
+}
+
+// addGuests adds the named built guests under their own names.
+func addGuests(tb testing.TB, h *Host, names ...string) {
+	tb.Helper()
+	for _, n := range names {
+		if _, err := h.Add(context.Background(), n, guest(tb, n)); err != nil {
+			tb.Fatalf("add %s: %v", n, err)
+		}
+	}
+}
+
+// jsonRecs makes JSON records from documents, tagged with their index.
+func jsonRecs(docs ...string) []engine.Record {
+	out := make([]engine.Record, len(docs))
+	for i, d := range docs {
+		out[i] = engine.Record{Value: []byte(d), Format: engine.FormatJSON, Tag: uint64(i)}
+	}
+	return out
+}
+
+// values returns the records' values as strings.
+func values(recs []engine.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Value)
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// process runs a one-off pipeline of transforms over docs.
+func process(tb testing.TB, h *Host, pipeline string, transforms []string, docs ...string) ([]engine.Record, []engine.DLQEntry) {
+	tb.Helper()
+	if err := h.SetPipeline(pipeline, transforms); err != nil {
+		tb.Fatal(err)
+	}
+	out, dlq, err := h.Pipeline(pipeline).Process(context.Background(), jsonRecs(docs...), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out, dlq
+}

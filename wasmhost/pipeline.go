@@ -1,0 +1,254 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+var _ engine.Processor = (*Pipeline)(nil)
+
+// Pipeline is a named, ordered chain of transforms: the engine's process
+// stage. It is a stable handle: SetPipeline, Add (a new version) and
+// Rollback swap its chain atomically, and a batch runs start to end on the
+// chain it started with. Safe for concurrent use; calls run in parallel up
+// to each transform's PoolSize.
+type Pipeline struct {
+	host *Host
+	name string
+	cur  atomic.Pointer[chain]
+}
+
+// chain is an immutable snapshot of a pipeline's transforms.
+type chain struct {
+	names    []string
+	versions []*version
+}
+
+func newPipeline(h *Host, name string) *Pipeline {
+	p := &Pipeline{host: h, name: name}
+	p.cur.Store(&chain{})
+	return p
+}
+
+// Name returns the pipeline's name.
+func (p *Pipeline) Name() string { return p.name }
+
+// Transforms returns the names of the current chain, in order.
+func (p *Pipeline) Transforms() []string { return slices.Clone(p.cur.Load().names) }
+
+// Process runs recs through every transform of the current chain and
+// returns the records to write and dlq with the dead letters appended. The
+// output may reuse recs' backing array. An empty chain returns recs as is.
+//
+// A guest failure (trap, deadline, out of memory) fails that call only:
+// with OnTrap=TrapDLQ its records become dead letters with the reason (the
+// records that trap are isolated first, see Config.IsolateTraps) and the
+// batch goes on; with TrapFailBatch Process returns a *TrapError. A done ctx
+// returns ctx's error. Process never touches the batch's commit tokens: it
+// only sees records.
+func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, error) {
+	c := p.cur.Load()
+	for _, v := range c.versions {
+		if len(recs) == 0 {
+			break
+		}
+		var err error
+		recs, dlq, err = p.host.runVersion(ctx, v, recs, dlq, p.host.cfg.OnTrap)
+		if err != nil {
+			return nil, dlq, err
+		}
+	}
+	return recs, dlq, nil
+}
+
+// runVersion is one transform over one batch, with the trap policy.
+func (h *Host) runVersion(ctx context.Context, v *version, recs []engine.Record, dlq []engine.DLQEntry, policy TrapPolicy) ([]engine.Record, []engine.DLQEntry, error) {
+	start := time.Now()
+	n := len(recs)
+	out, dlq2, t, err := v.run(ctx, recs, dlq)
+	if err == nil {
+		h.cfg.Hooks.call(v.name, CallStats{RecordsIn: n, RecordsOut: t.out, Dropped: t.dropped, DeadLettered: t.dead, Emitted: t.emitted, Duration: time.Since(start)})
+		return out, dlq2, nil
+	}
+	var te *TrapError
+	if !errors.As(err, &te) {
+		return nil, dlq, err
+	}
+	h.cfg.Logger.Warn("transform call failed", "transform", v.name, "kind", string(te.Kind), "records", n, "reason", te.Reason())
+	if policy == TrapFailBatch {
+		return nil, dlq, te
+	}
+	var res []engine.Record
+	stats := CallStats{RecordsIn: n}
+	if n > 1 && h.cfg.IsolateTraps > 0 && te.Kind != TrapAbort {
+		res, dlq, err = h.isolate(ctx, v, recs, dlq, te, &stats)
+		if err != nil {
+			return nil, dlq, err
+		}
+	} else {
+		for i := range recs {
+			dlq = append(dlq, engine.DLQEntry{Record: recs[i], Reason: te.Reason(), Stage: v.name})
+		}
+		stats.DeadLettered = n
+		res = recs[:0]
+	}
+	stats.RecordsOut = len(res)
+	stats.Duration = time.Since(start)
+	h.cfg.Hooks.call(v.name, stats)
+	return res, dlq, nil
+}
+
+// isolate reruns a trapped call's records one by one so only the records
+// that trap are dead-lettered. It stops isolating after IsolateTraps traps
+// and dead-letters the rest with the batch's reason: each trap costs a new
+// instance (and a deadline trap its deadline), so the cost is bounded.
+func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, dlq []engine.DLQEntry, first *TrapError, stats *CallStats) ([]engine.Record, []engine.DLQEntry, error) {
+	res := make([]engine.Record, 0, len(recs))
+	traps := 0
+	for i := range recs {
+		if traps >= h.cfg.IsolateTraps {
+			for _, r := range recs[i:] {
+				dlq = append(dlq, engine.DLQEntry{Record: r, Reason: first.Reason(), Stage: v.name})
+				stats.DeadLettered++
+			}
+			break
+		}
+		in := recs[i]
+		out, d, t, err := v.run(ctx, recs[i:i+1], dlq)
+		var te *TrapError
+		switch {
+		case err == nil:
+			res = append(res, out...)
+			dlq = d
+			stats.Dropped += t.dropped
+			stats.DeadLettered += t.dead
+			stats.Emitted += t.emitted
+		case errors.As(err, &te):
+			traps++
+			dlq = append(dlq, engine.DLQEntry{Record: in, Reason: te.Reason(), Stage: v.name})
+			stats.DeadLettered++
+		default:
+			return nil, dlq, err
+		}
+	}
+	return res, dlq, nil
+}
+
+// SetPipeline sets (creating if needed) the named pipeline's chain. Every
+// name must be a stored transform, else the error wraps ErrNotFound and
+// nothing changes. An empty list makes a pass-through pipeline. With a
+// DataDir the pipelines survive restart.
+func (h *Host) SetPipeline(name string, transforms []string) error {
+	if err := checkName("pipeline", name); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	return h.setPipelineLocked(name, transforms, true)
+}
+
+func (h *Host) setPipelineLocked(name string, transforms []string, persist bool) error {
+	c := &chain{names: slices.Clone(transforms)}
+	for _, tn := range transforms {
+		t, err := h.lookup(tn)
+		if err != nil {
+			return fmt.Errorf("pipeline %q: %w", name, err)
+		}
+		c.versions = append(c.versions, t.current)
+	}
+	p, ok := h.pipelines[name]
+	if !ok {
+		p = newPipeline(h, name)
+	}
+	old := p.cur.Load()
+	p.cur.Store(c)
+	h.pipelines[name] = p
+	if persist && h.store != nil {
+		if err := h.store.putPipelines(h.pipelineMapLocked()); err != nil {
+			p.cur.Store(old)
+			return fmt.Errorf("wasmhost: store pipelines: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeletePipeline removes a named pipeline (the default pipeline is emptied
+// instead). Handles obtained earlier keep their last chain.
+func (h *Host) DeletePipeline(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.pipelines[name]; !ok {
+		return fmt.Errorf("%w: pipeline %q", ErrNotFound, name)
+	}
+	if name == DefaultPipeline {
+		h.pipelines[name].cur.Store(&chain{})
+	} else {
+		delete(h.pipelines, name)
+	}
+	if h.store != nil {
+		return h.store.putPipelines(h.pipelineMapLocked())
+	}
+	return nil
+}
+
+// Pipeline returns the stable handle of the named pipeline, creating an
+// empty (pass-through) one if it does not exist yet.
+func (h *Host) Pipeline(name string) *Pipeline {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.pipelines[name]
+	if !ok {
+		p = newPipeline(h, name)
+		h.pipelines[name] = p
+	}
+	return p
+}
+
+// Pipelines returns every pipeline's transform names.
+func (h *Host) Pipelines() map[string][]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pipelineMapLocked()
+}
+
+func (h *Host) pipelineMapLocked() map[string][]string {
+	m := make(map[string][]string, len(h.pipelines))
+	for n, p := range h.pipelines {
+		m[n] = slices.Clone(p.cur.Load().names)
+	}
+	return m
+}
+
+// swapLocked rebuilds, atomically, the chain of every pipeline that uses
+// the transform name, on its current version.
+func (h *Host) swapLocked(name string) {
+	names := make([]string, 0, len(h.pipelines))
+	for n := range h.pipelines {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, pn := range names {
+		p := h.pipelines[pn]
+		c := p.cur.Load()
+		if !slices.Contains(c.names, name) {
+			continue
+		}
+		nc := &chain{names: c.names, versions: slices.Clone(c.versions)}
+		for i, tn := range nc.names {
+			if tn == name {
+				nc.versions[i] = h.transforms[name].current
+			}
+		}
+		p.cur.Store(nc)
+	}
+}
