@@ -1,0 +1,41 @@
+package engine
+
+import "context"
+
+// ProcessFunc is the process stage of a run loop: it receives a block and
+// returns the batch to sink. It may fan records out or in and may add dead
+// letters to the batch's DLQ. The driver restores the block's input Tokens
+// on the returned batch (the commit is always exactly the input tokens), so
+// ProcessFunc need not, and cannot, change them. An error fails the block
+// (*ProcessError, terminal). Called from the loop goroutine only.
+type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
+
+// SinkFunc writes a processed batch downstream. It returns nil only when
+// every record is durably accepted; an error is terminal (*SinkError). The
+// batch and its records belong to the driver again when it returns. Under
+// CommitSinkManaged the sink commits the batch's Tokens itself.
+type SinkFunc[T any] func(ctx context.Context, b *Batch[T]) error
+
+// Process adapts a Processor (the WASM pipeline) to a ProcessFunc: records
+// and dead letters go through p, tokens are kept.
+func Process[T any](p Processor) ProcessFunc[T] {
+	return func(ctx context.Context, b Batch[T]) (Batch[T], error) {
+		recs, dlq, err := p.Process(ctx, b.Records, b.DLQ)
+		if err != nil {
+			return b, err
+		}
+		b.Records, b.DLQ = recs, dlq
+		return b, nil
+	}
+}
+
+// Sink adapts a RecordSink (Kafka) to a SinkFunc: it writes the batch's
+// records and leaves tokens to the driver.
+func Sink[T any](s RecordSink) SinkFunc[T] {
+	return func(ctx context.Context, b *Batch[T]) error {
+		return s.Write(ctx, b.Records)
+	}
+}
+
+// PassThrough is a ProcessFunc that returns the block unchanged.
+func PassThrough[T any](_ context.Context, b Batch[T]) (Batch[T], error) { return b, nil }
