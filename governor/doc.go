@@ -33,9 +33,9 @@
 // The gate and the budget read the same UnifiedPressure. When the latch
 // closes the gate holds new work; when a source is HARD the budget also
 // shrinks (×Decrease) at every observation, so the engine streams in smaller
-// sub-blocks
-// and the in-flight bytes fall, which opens the latch again. The drain (the
-// sink) is never gated: in-flight work must always be able to leave.
+// sub-blocks and the in-flight bytes fall, which opens the latch again. The
+// drain (the sink) is never gated: in-flight work must always be able to
+// leave.
 //
 // # Cost
 //
