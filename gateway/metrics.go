@@ -153,15 +153,17 @@ func (m *Metrics) sinkWrite(n int, start time.Time, err error) {
 	m.sinkRecords.Add(n)
 }
 
-// TransformCall records one guest call of transform: its duration and
-// whether it trapped (a trap, a deadline or a guest OOM). It is the hook the
-// WASM host's observer calls.
-func (m *Metrics) TransformCall(transform string, d time.Duration, trapped bool) {
+// TransformCall records one guest call of transform and its duration. It
+// is the hook the WASM host's observer calls.
+func (m *Metrics) TransformCall(transform string, d time.Duration) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`%s{transform=%q}`, MetricTransformCalls, transform)).Inc()
 	m.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`%s{transform=%q}`, MetricTransformDuration, transform)).Update(d.Seconds())
-	if trapped {
-		m.set.GetOrCreateCounter(fmt.Sprintf(`%s{transform=%q}`, MetricTransformTraps, transform)).Inc()
-	}
+}
+
+// TransformTrap records a failed guest call of transform (a trap, a
+// deadline or a guest out of memory).
+func (m *Metrics) TransformTrap(transform string) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`%s{transform=%q}`, MetricTransformTraps, transform)).Inc()
 }
 
 // reasonClass maps a dead letter's free-text reason and stage to a bounded

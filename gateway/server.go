@@ -286,7 +286,7 @@ func bodyKindOf(ct []byte) (bodyKind, error) {
 // readBody copies the request body into a buffer the request owns, reading
 // at most maxBody bytes.
 func readBody(ctx *fasthttp.RequestCtx, cl, maxBody int64) ([]byte, error) {
-	if !ctx.IsBodyStream() {
+	if !ctx.Request.IsBodyStream() {
 		b := ctx.PostBody()
 		if int64(len(b)) > maxBody {
 			return nil, ErrBodyTooLarge

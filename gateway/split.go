@@ -2,14 +2,14 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"github.com/sluicehq/sluice/engine/codec"
 
 	"github.com/sluicehq/sluice/engine"
 )
 
 // validJSON is the strict validator every record passes.
-var validJSON = json.Valid
+var validJSON = codec.Valid
 
 // bodyKind says how a request body is split into records.
 type bodyKind uint8

@@ -74,9 +74,13 @@ func NewSink(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchMaxBytes(cfg.BatchMaxBytes),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-		// A request in flight can only be failed once its answer (or its
-		// connection's death) is known: bound both halves so the delivery
-		// timeout is reachable while a broker hangs.
+		// An outage must surface as an error in bounded time, so records
+		// may be failed even while a request carrying them is in flight.
+		// A failed Write is retried by the client (at-least-once), which
+		// may duplicate what the broker did write; idempotence still
+		// dedupes the producer's own retries.
+		kgo.AllowIdempotentProduceCancellation(),
+		// Bound a hanging broker's request as well.
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout / 2),
 		kgo.RequestTimeoutOverhead(cfg.DeliveryTimeout / 2),
 		kgo.DialTimeout(cfg.DialTimeout),

@@ -304,6 +304,7 @@ func TestSinkOutageProduceFails(t *testing.T) {
 		for _, rt := range preq.Topics {
 			st := kmsg.NewProduceResponseTopic()
 			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition = rp.Partition

@@ -1,0 +1,129 @@
+// Command sluice is the WebAssembly-scripted edge ingest gateway.
+//
+//	sluice run [flags]      start the gateway (sluice run --help for the flags)
+//	sluice run --dev        everything on one machine, with an embedded Kafka broker
+//	sluice load [flags]     the load generator
+//	sluice version          print the version
+//
+// main reads: start in order → serve → wait for SIGTERM/SIGINT → stop in
+// reverse, each step logged with its duration (see gateway.App).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/gateway"
+	"github.com/sluicehq/sluice/internal/load"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	os.Exit(doMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `sluice — a WebAssembly-scripted edge ingest gateway
+
+Usage:
+  sluice run [flags]     start the gateway (sluice run -h lists the flags)
+  sluice run --dev       start everything locally with an embedded Kafka broker
+  sluice load [flags]    generate load against an ingest endpoint
+  sluice version         print the version
+`
+
+// doMain runs sluice with args (without the program name) and returns the
+// process exit code, so that it is testable.
+func doMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return run(ctx, args[1:], stdout, stderr)
+	case "load":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		return load.Main(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "sluice %s %s %s/%s\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// run is `sluice run`: start in order, serve until ctx is done (SIGTERM,
+// SIGINT), stop in reverse.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := gateway.LoadConfig(args, nil, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	app, err := gateway.New(cfg, logger, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 2
+	}
+	t := time.Now()
+	if err := app.Start(ctx); err != nil {
+		logger.Error("sluice failed to start", "err", err)
+		return 1
+	}
+	logger.Info("sluice started", "version", versionString(), "duration", time.Since(t))
+	<-ctx.Done()
+	logger.Info("signal received; shutting down", "deadline", cfg.ShutdownTimeout)
+	t = time.Now()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
+	defer cancel()
+	if err := app.Stop(sctx); err != nil {
+		logger.Error("sluice stopped with errors", "err", err, "duration", time.Since(t))
+		return 1
+	}
+	logger.Info("sluice stopped", "duration", time.Since(t))
+	return 0
+}
+
+func newLogger(cfg gateway.Config, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToLower(cfg.LogLevel)))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,14 @@
+package admin_test
+
+import (
+	"encoding/json"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+type engineRecord = engine.Record
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

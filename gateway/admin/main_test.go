@@ -1,0 +1,92 @@
+package admin_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// guests are the .wasm modules the tests upload, built once per test
+// binary from source: the example transforms and this package's test
+// guests (testdata/guests).
+var guests struct {
+	dir  string
+	once sync.Once
+	err  error
+}
+
+// repoRoot is the module root, two levels up from gateway/admin.
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+// guestPath returns the built module of guest name (building every guest
+// on first use): filter, route, redact, enrich, dropall, wrongabi.
+func guestPath(tb testing.TB, name string) string {
+	tb.Helper()
+	guests.once.Do(func() { guests.err = buildGuests() })
+	if guests.err != nil {
+		tb.Fatal(guests.err)
+	}
+	return filepath.Join(guests.dir, name+".wasm")
+}
+
+func guestBytes(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(guestPath(tb, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func buildGuests() error {
+	root := repoRoot()
+	jobs := []struct{ dir, pkg, name string }{
+		{filepath.Join(root, "examples"), "./filter", "filter"},
+		{filepath.Join(root, "examples"), "./route", "route"},
+		{filepath.Join(root, "examples"), "./redact", "redact"},
+		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./dropall", "dropall"},
+		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./wrongabi", "wrongabi"},
+	}
+	errs := make(chan error, len(jobs))
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for _, j := range jobs {
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", filepath.Join(guests.dir, j.name+".wasm"), j.pkg)
+			cmd.Dir = j.dir
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("build guest %s: %v\n%s", j.name, err, out)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range jobs {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-admin-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	guests.dir = dir
+	code := m.Run()
+	stopBinaries()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
