@@ -167,4 +167,3 @@ func (h *Host) lookup(name string) (*transform, error) {
 	}
 	return t, nil
 }
-

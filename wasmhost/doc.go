@@ -1,0 +1,60 @@
+// Package wasmhost runs sluice's WebAssembly transforms: the process stage
+// between the receivers and the Kafka sink.
+//
+// The central type is Host: one wazero runtime (the optimizing compiler,
+// calls interruptible by their context, a per-instance memory limit, a
+// compilation cache on disk under the data dir), the transform registry,
+// per-version instance pools and the named pipelines.
+//
+// # Data flow
+//
+// The engine's driver calls Pipeline.Process with a batch of records. For
+// each transform of the pipeline's current chain the host takes an idle
+// instance from that transform's pool and calls its sluice_process export
+// once with the record count. The records never enter the guest wholesale:
+// the guest pulls what it needs through the sluice_v1 host functions
+// (record_count, get_field by dotted path — parsed on demand with sonic,
+// cached per record —, record_value, record_topic, record_key,
+// record_header) into its own buffers, and pushes decisions back (drop,
+// set_field, delete_field, set_value, set_topic, set_key, set_header,
+// dead_letter, emit). When the call returns the host assembles the output:
+// a record nobody edited is the very Record that came in (its bytes are
+// neither parsed nor copied); an edited record gets new bytes in which the
+// edit was spliced; emitted records follow their parent and inherit its Tag.
+// The ABI, for guests in any language, is guest-sdk/ABI.md; its names and
+// status codes are constants in abi.go.
+//
+// # Failure
+//
+// A guest that traps, runs past its deadline (CallDeadline +
+// CallDeadlinePerRecord × records; the runtime interrupts even an infinite
+// loop) or runs out of its memory limit fails that call only. The instance
+// is discarded and replaced on demand. With OnTrap=TrapDLQ (the default)
+// the call's records go to the DLQ with a reason such as
+// "trap: redact: exit code 2: panic: boom", "deadline: redact exceeded
+// 70ms" or "oom: redact: out of memory (limit 64 MiB)". To keep the DLQ
+// precise the host then isolates the culprits: it retries the call's records
+// one by one on a fresh instance and dead-letters only those that trap. This
+// costs one instantiation (4–6 ms for a Go guest) per trapping record, so it
+// stops after Config.IsolateTraps traps in a batch (default 3) and
+// dead-letters the remaining records with the batch's reason. With
+// OnTrap=TrapFailBatch, Process returns a *TrapError instead and nothing of
+// the batch is committed. A guest whose sluice_process returns non-zero
+// aborts the call the same way, but its instance is kept.
+//
+// # Versions and swaps
+//
+// Add stores a module by name and content digest (<DataDir>/transforms);
+// new bytes under an existing name become a new version, the previous ones
+// are kept (Config.KeepVersions) for Rollback. A Pipeline holds its chain
+// in an atomic pointer: SetPipeline, Add and Rollback swap it, and a batch
+// already in Process finishes on the chain it started with. Transforms and
+// pipelines survive restart when DataDir is set.
+//
+// # Sandbox
+//
+// A guest may import only sluice_v1 and the WASI functions a reactor needs;
+// it gets no preopened directories, no arguments or environment, a fake
+// clock, and its stdout and stderr go to the log, rate-limited. Metrics go
+// out through Hooks; this package imports no metrics library.
+package wasmhost
