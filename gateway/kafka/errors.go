@@ -14,7 +14,12 @@ var (
 
 	// ErrDeliveryTimeout is returned (wrapped in a *WriteError) when records
 	// were not acknowledged within the delivery timeout.
-	ErrDeliveryTimeout = errors.New("kafka: records not acknowledged within the delivery timeout")
+	ErrDeliveryTimeout = errors.New("kafka: delivery timeout")
+
+	// ErrGaveUp is returned (wrapped in a *WriteError) when a write stopped
+	// waiting for the producer to answer for its records, well past the
+	// delivery timeout. The producer may still hold the records' bytes.
+	ErrGaveUp = errors.New("kafka: gave up waiting for the producer")
 
 	// ErrClosed is returned by calls on a closed Sink, Source or DevBroker.
 	ErrClosed = errors.New("kafka: closed")
@@ -67,7 +72,7 @@ type WriteError struct {
 	// DLQ is true for WriteDLQ.
 	DLQ bool
 	// First is the first failure seen (a kerr error, a context error,
-	// ErrDeliveryTimeout, ...).
+	// ErrDeliveryTimeout, ErrGaveUp, ...).
 	First error
 }
 

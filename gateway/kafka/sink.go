@@ -84,6 +84,11 @@ func NewSink(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout / 2),
 		kgo.RequestTimeoutOverhead(cfg.DeliveryTimeout / 2),
 		kgo.DialTimeout(cfg.DialTimeout),
+		// franz-go checks a record's context only when a produce attempt
+		// ends; after a retriable error the next attempt waits for a
+		// metadata refresh, at most this old. Keep it a fraction of the
+		// delivery timeout so an expired record is failed promptly.
+		kgo.MetadataMinAge(metadataMinAge(cfg.DeliveryTimeout)),
 		kgo.WithLogger(kgoLogger{logger}),
 	}
 	if cfg.AllowAutoTopicCreation {
@@ -98,7 +103,7 @@ func NewSink(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error
 		cl:        cl,
 		log:       logger,
 		obs:       cfg.Observer,
-		waitLimit: cfg.DeliveryTimeout + cfg.DeliveryTimeout/2 + linger,
+		waitLimit: cfg.DeliveryTimeout + max(cfg.DeliveryTimeout/2, 2*time.Second) + linger,
 	}
 	if s.obs == nil {
 		s.obs = nopObserver{}
@@ -165,8 +170,8 @@ func ping(ctx context.Context, cl *kgo.Client, brokers []string, timeout time.Du
 //
 // Write returns within about DeliveryTimeout when the brokers are down.
 // Cancelling ctx fails the records that are not in flight; Write still
-// waits for the answer to those that are, at most 1.5·DeliveryTimeout +
-// Linger in all. Only when that bound is hit (a broker that neither answers
+// waits for the answer to those that are, at most DeliveryTimeout +
+// max(DeliveryTimeout/2, 2s) + Linger in all. Only when that bound is hit (a broker that neither answers
 // nor closes the connection) does Write return while the producer may still
 // hold references to the records' bytes; the caller must then not reuse
 // those buffers (letting the garbage collector have them is fine).
@@ -270,7 +275,11 @@ func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int6
 		timer.Stop()
 		if f := int(ws.failed.Load()); f > 0 {
 			failed = f
-			err = &WriteError{Failed: f, Total: n, DLQ: dlq, First: *ws.firstErr.Load()}
+			first := *ws.firstErr.Load()
+			if errors.Is(first, context.DeadlineExceeded) && ctx.Err() == nil {
+				first = fmt.Errorf("%w (%v): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, first)
+			}
+			err = &WriteError{Failed: f, Total: n, DLQ: dlq, First: first}
 		}
 		ws.reset()
 		s.states.Put(ws)
@@ -278,9 +287,9 @@ func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int6
 		// The producer still holds these records; the state is abandoned
 		// to it (never reused) and its late promises land harmlessly.
 		failed = int(ws.pending.Load() + ws.failed.Load())
-		first := ErrDeliveryTimeout
+		first := ErrGaveUp
 		if p := ws.firstErr.Load(); p != nil {
-			first = fmt.Errorf("%w (first failure: %w)", ErrDeliveryTimeout, *p)
+			first = fmt.Errorf("%w (first failure: %w)", ErrGaveUp, *p)
 		}
 		err = &WriteError{Failed: failed, Total: n, DLQ: dlq, First: first}
 		s.log.Error("gave up waiting for Kafka acks", "records", n, "waited", s.waitLimit)
@@ -310,6 +319,11 @@ func (s *Sink) Close() {
 		s.log.Warn("flush at close", "err", err)
 	}
 	s.cl.Close()
+}
+
+// metadataMinAge is a tenth of the delivery timeout within [100ms, 5s].
+func metadataMinAge(delivery time.Duration) time.Duration {
+	return min(max(delivery/10, 100*time.Millisecond), 5*time.Second)
 }
 
 // countHeaders returns the headers of recs plus extra per record.
