@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/engine"
@@ -165,26 +164,4 @@ func BenchmarkSplitArray(b *testing.B) {
 	nd := bytes.TrimSpace(ndjsonBody(1000))
 	body := append(append([]byte{'['}, bytes.ReplaceAll(nd, []byte("\n"), []byte(","))...), ']')
 	benchSplit(b, body, kindJSON)
-}
-
-// TestSplitZeroAllocs asserts that splitting valid events allocates nothing
-// per record once the output slice has room.
-func TestSplitZeroAllocs(t *testing.T) {
-	body := ndjsonBody(100)
-	arr := "[" + strings.ReplaceAll(strings.TrimSpace(string(body)), "\n", ",") + "]"
-	out := splitOut{recs: make([]engine.Record, 0, 200)}
-	for _, tc := range []struct {
-		body []byte
-		kind bodyKind
-	}{{body, kindNDJSON}, {[]byte(arr), kindJSON}} {
-		allocs := testing.AllocsPerRun(20, func() {
-			out.recs = out.recs[:0]
-			if err := split(tc.body, tc.kind, &out); err != nil {
-				t.Fatal(err)
-			}
-		})
-		if allocs != 0 {
-			t.Fatalf("kind %d: %v allocs per split of 100 events, want 0", tc.kind, allocs)
-		}
-	}
 }

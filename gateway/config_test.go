@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	f := func(in string, want int64) {
+		t.Helper()
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Fatalf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	f("1024", 1024)
+	f("256MiB", 256<<20)
+	f("4 MiB", 4<<20)
+	f("1GiB", 1<<30)
+	f("64k", 64<<10)
+	f("2MB", 2_000_000)
+	f("1.5KiB", 1536)
+	for _, bad := range []string{"", "MiB", "12XB", "-1", "1..2"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Fatalf("ParseSize(%q) succeeded", bad)
+		}
+	}
+	if s := ByteSize(128 << 20).String(); s != "128MiB" {
+		t.Fatalf("String() = %q", s)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "sluice.yaml")
+	err := os.WriteFile(yml, []byte(`
+http: 127.0.0.1:8181
+brokers: [k1:9092, k2:9092]
+topic: in
+memory_limit: 256MiB
+max_body: 2MiB
+ack_timeout: 3s
+api_keys: [k-default]
+tenants:
+  - name: acme
+    keys: [k-acme]
+    key_env: ACME_KEY
+    topic: acme.events
+    pipeline: [filter]
+pipeline: [filter, route]
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLUICE_ADMIN_TOKEN": "tok", "ACME_KEY": "k-acme-2", "SLUICE_API_KEYS": "k-env"}
+	cfg, err := LoadConfig([]string{"--config", yml, "--topic", "flagged", "--api-key", "k-flag", "--max-event", "4KiB"},
+		func(k string) string { return env[k] }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPAddr != "127.0.0.1:8181" || cfg.Topic != "flagged" || cfg.AdminAddr != DefaultAdminAddr {
+		t.Fatalf("addresses/topic: %+v", cfg)
+	}
+	if strings.Join(cfg.Brokers, ",") != "k1:9092,k2:9092" || strings.Join(cfg.Pipeline, ",") != "filter,route" {
+		t.Fatalf("lists: %v %v", cfg.Brokers, cfg.Pipeline)
+	}
+	if cfg.MemoryLimit != 256<<20 || !cfg.MemoryLimitSet() || cfg.MaxBody != 2<<20 || cfg.MaxEvent != 4<<10 || cfg.AckTimeout != 3*time.Second {
+		t.Fatalf("sizes: %+v", cfg)
+	}
+	if cfg.AdminToken != "tok" || strings.Join(cfg.APIKeys, ",") != "k-default,k-env,k-flag" {
+		t.Fatalf("secrets: %q %v", cfg.AdminToken, cfg.APIKeys)
+	}
+	if len(cfg.Tenants) != 1 || strings.Join(cfg.Tenants[0].Keys, ",") != "k-acme,k-acme-2" || cfg.Tenants[0].Topic != "acme.events" {
+		t.Fatalf("tenants: %+v", cfg.Tenants)
+	}
+	if cfg.queueBytes() != 32<<20 {
+		t.Fatalf("queue bytes %d", cfg.queueBytes())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	f := func(args []string, wantInErr string) {
+		t.Helper()
+		_, err := LoadConfig(args, func(string) string { return "" }, &strings.Builder{})
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), wantInErr) {
+			t.Fatalf("LoadConfig(%q) = %v; want an ErrConfig naming %q", args, err, wantInErr)
+		}
+	}
+	f([]string{}, "--brokers")
+	f([]string{"--sink", "s3"}, "--sink")
+	f([]string{"--dev", "--http", "nope"}, "--http")
+	f([]string{"--dev", "--max-event", "8MiB"}, "--max-event")
+	f([]string{"--dev", "--memory-limit", "1MiB"}, "--memory-limit")
+	f([]string{"--dev", "--log-format", "xml"}, "--log-format")
+	f([]string{"--dev", "--dlq-topic", "events"}, "must differ")
+	f([]string{"--dev", "--bogus"}, "bogus")
+	f([]string{"--dev", "--max-body", "ten"}, "max-body")
+	if _, err := LoadConfig([]string{"--sink", "discard"}, nil, os.Stderr); err != nil {
+		t.Fatalf("discard sink needs no brokers: %v", err)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	for err, want := range map[error]int{
+		nil: 200, ErrEmptyBody: 400, ErrInvalidJSON: 400, ErrUnauthorized: 401, ErrNotFound: 404,
+		ErrMethodNotAllowed: 405, ErrBodyTooLarge: 413, ErrUnsupportedMediaType: 415, ErrUnsupportedEncoding: 415,
+		ErrOverloaded: 503, ErrSinkUnavailable: 503, ErrShuttingDown: 503, ErrAckTimeout: 504,
+		&PressureError{Source: "queue", Err: ErrOverloaded}: 503, errors.New("boom"): 500,
+	} {
+		if got := StatusOf(err); got != want {
+			t.Errorf("StatusOf(%v) = %d, want %d", err, got, want)
+		}
+	}
+}
