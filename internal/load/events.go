@@ -7,17 +7,37 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"time"
 )
 
 // eventSource renders the events of a request. Event seq is the run-wide
 // sequence number of the event (request k carries events k·N … k·N+N-1).
 // Implementations are safe for concurrent use: they keep no mutable state.
 type eventSource interface {
-	// appendEvent appends the event seq (one JSON object, no newline).
-	appendEvent(dst []byte, seq uint64, now time.Time) []byte
+	// appendEvent appends the event seq (one JSON object, no newline); ts is
+	// the send time as tsLayout renders it.
+	appendEvent(dst []byte, seq uint64, ts []byte) []byte
 	// appendID appends the id of event seq, as written to --record-acks.
 	appendID(dst []byte, seq uint64) []byte
+}
+
+// tsLayout is the layout of the built-in event's ts field (UTC, always
+// len(tsLayout) bytes long for years 1000–9999).
+const tsLayout = "2006-01-02T15:04:05.000Z"
+
+// seqWidth is the width of the zero-padded sequence number in built-in event
+// ids: ids have a fixed length, so pooled bodies can be patched in place.
+// A seq of 10^12 or more is written in full.
+const seqWidth = 12
+
+// maxPaddedSeq is the first seq that does not fit seqWidth digits.
+const maxPaddedSeq = 1_000_000_000_000
+
+// putDigits writes v as decimal digits, zero-padded to fill b.
+func putDigits(b []byte, v uint64) {
+	for i := len(b) - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 // splitmix64 is the SplitMix64 finaliser: a cheap, well-mixed hash that makes
@@ -75,20 +95,37 @@ func newBuiltinEvents(seed uint64, heartbeatShare float64) *builtinEvents {
 	}
 }
 
+// appendID appends "<seed>-<seq>", seq zero-padded to seqWidth digits.
 func (g *builtinEvents) appendID(dst []byte, seq uint64) []byte {
 	dst = append(dst, g.seedStr...)
 	dst = append(dst, '-')
-	return strconv.AppendUint(dst, seq, 10)
+	if seq >= maxPaddedSeq {
+		return strconv.AppendUint(dst, seq, 10)
+	}
+	n := len(dst)
+	dst = append(dst, "000000000000"...)
+	putDigits(dst[n:], seq)
+	return dst
 }
 
 // appendEvent renders one event of about 330 bytes (heartbeats: about 150).
 // Every field but ts is a pure function of (seed, seq).
-func (g *builtinEvents) appendEvent(dst []byte, seq uint64, now time.Time) []byte {
+func (g *builtinEvents) appendEvent(dst []byte, seq uint64, ts []byte) []byte {
+	dst, _, _ = g.render(dst, seq, seq, ts)
+	return dst
+}
+
+// render appends the event whose id is idSeq and whose other fields (but ts)
+// are those of contentSeq, and returns the offsets in dst of the id's
+// sequence digits and of ts, where a pooled body is patched.
+func (g *builtinEvents) render(dst []byte, idSeq, contentSeq uint64, ts []byte) (out []byte, seqAt, tsAt int) {
+	seq := contentSeq
 	h := splitmix64(g.seed ^ splitmix64(seq))
 	h2 := splitmix64(h)
 	user := h2 % 50_000
 	dst = append(dst, `{"id":"`...)
-	dst = g.appendID(dst, seq)
+	seqAt = len(dst) + len(g.seedStr) + 1
+	dst = g.appendID(dst, idSeq)
 	heartbeat := h>>32 < g.heartbeatCut
 	kind := kindPageView
 	switch r := (h >> 8) % 100; {
@@ -115,7 +152,8 @@ func (g *builtinEvents) appendEvent(dst []byte, seq uint64, now time.Time) []byt
 		dst = append(dst, "signup"...)
 	}
 	dst = append(dst, `","ts":"`...)
-	dst = now.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	tsAt = len(dst)
+	dst = append(dst, ts...)
 	dst = append(dst, `","user_id":"u-`...)
 	dst = strconv.AppendUint(dst, user, 10)
 	country := countries[(h2>>16)%uint64(len(countries))]
@@ -126,7 +164,7 @@ func (g *builtinEvents) appendEvent(dst []byte, seq uint64, now time.Time) []byt
 		dst = strconv.AppendUint(dst, user%9973, 16)
 		dst = append(dst, `","uptime_s":`...)
 		dst = strconv.AppendUint(dst, (h2>>20)%86400, 10)
-		return append(dst, `}}`...)
+		return append(dst, `}}`...), seqAt, tsAt
 	}
 	dst = append(dst, `","email":"user`...)
 	dst = strconv.AppendUint(dst, user, 10)
@@ -144,8 +182,6 @@ func (g *builtinEvents) appendEvent(dst []byte, seq uint64, now time.Time) []byt
 	dst = append(dst, userAgents[(h>>40)%uint64(len(userAgents))]...)
 	dst = append(dst, `","geo":{"country":"`...)
 	dst = append(dst, country...)
-	dst = append(dst, `","region":"r`...)
-	dst = strconv.AppendUint(dst, (h2>>8)%16, 10)
 	dst = append(dst, `"},"props":{`...)
 	switch kind {
 	case kindPageView:
@@ -181,7 +217,7 @@ func (g *builtinEvents) appendEvent(dst []byte, seq uint64, now time.Time) []byt
 	}
 	dst = append(dst, `,"session":"s-`...)
 	dst = strconv.AppendUint(dst, (h2^user)&0xffffffffff, 16)
-	return append(dst, `"}}`...)
+	return append(dst, `"}}`...), seqAt, tsAt
 }
 
 func appendPath(dst []byte, h uint64) []byte {
@@ -246,7 +282,7 @@ func loadEventsFile(path string, needIDs bool) (*fileEvents, error) {
 	return fe, nil
 }
 
-func (fe *fileEvents) appendEvent(dst []byte, seq uint64, _ time.Time) []byte {
+func (fe *fileEvents) appendEvent(dst []byte, seq uint64, _ []byte) []byte {
 	return append(dst, fe.lines[seq%uint64(len(fe.lines))]...)
 }
 

@@ -56,8 +56,8 @@ func TestRequestsExactCounts(t *testing.T) {
 		t.Fatalf("%d distinct ids, %d bad lines; want %d, 0", len(srv.allIDs), srv.badJSON, 53*7)
 	}
 	for seq := range 53 * 7 {
-		if srv.allIDs[fmt.Sprintf("42-%d", seq)] != 1 {
-			t.Fatalf("id 42-%d seen %d times", seq, srv.allIDs[fmt.Sprintf("42-%d", seq)])
+		if id := fmt.Sprintf("42-%012d", seq); srv.allIDs[id] != 1 {
+			t.Fatalf("id %s seen %d times", id, srv.allIDs[id])
 		}
 	}
 	if rep.Latency.Count != 53 || rep.Latency.P50 <= 0 || rep.Latency.Max < rep.Latency.P99 {

@@ -60,6 +60,65 @@ type run struct {
 	next     atomic.Int64
 	tl       *timeline
 	acks     *ackWriter // nil without --record-acks
+	pool     *bodyPool  // pre-rendered built-in bodies; nil with --events
+}
+
+// Body pool limits: at most poolMaxBodies bodies and about poolMaxBytes.
+const (
+	poolMaxBodies = 64
+	poolMaxBytes  = 8 << 20
+)
+
+// bodyPool holds request bodies of built-in events rendered once at the
+// start. Request k copies body k mod len(bodies) and patches in its event ids
+// (fixed width, see seqWidth) and the send time, which costs a copy instead
+// of rendering every field of every event; the copy keeps the pool read-only
+// and so shareable by all workers.
+type bodyPool struct {
+	bodies [][]byte
+	seqAt  [][]int32 // per body, per event: offset of the id's seq digits
+	tsAt   [][]int32 // per body, per event: offset of ts
+}
+
+func newBodyPool(g *builtinEvents, cfg *Config) *bodyPool {
+	n := cfg.EventsPerRequest
+	array := cfg.jsonArrayBody()
+	ts := []byte("0000-00-00T00:00:00.000Z")
+	p := &bodyPool{}
+	render := func(t int) {
+		var b []byte
+		seqAt, tsAt := make([]int32, n), make([]int32, n)
+		if array {
+			b = append(b, '[')
+		}
+		for i := range n {
+			if array && i > 0 {
+				b = append(b, ',')
+			}
+			seq := uint64(t*n + i)
+			var sa, ta int
+			b, sa, ta = g.render(b, seq, seq, ts)
+			seqAt[i], tsAt[i] = int32(sa), int32(ta)
+			if !array {
+				b = append(b, '\n')
+			}
+		}
+		if array {
+			b = append(b, ']')
+		}
+		p.bodies = append(p.bodies, b)
+		p.seqAt = append(p.seqAt, seqAt)
+		p.tsAt = append(p.tsAt, tsAt)
+	}
+	render(0)
+	count := min(poolMaxBodies, max(1, poolMaxBytes/len(p.bodies[0])))
+	if cfg.Requests > 0 {
+		count = int(min(int64(count), cfg.Requests))
+	}
+	for t := 1; t < count; t++ {
+		render(t)
+	}
+	return p
 }
 
 // Run performs one load run as cfg says, writing a progress line to progress
@@ -107,7 +166,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		r.cfg.Seed = cfg.Seed
 	}
 	if r.src == nil {
-		r.src = newBuiltinEvents(cfg.Seed, cfg.HeartbeatShare)
+		g := newBuiltinEvents(cfg.Seed, cfg.HeartbeatShare)
+		r.src = g
+		if int64(cfg.EventsPerRequest) < 1<<31/400 { // int32 offsets
+			r.pool = newBodyPool(g, &r.cfg)
+		}
 	}
 	if cfg.Duration > 0 {
 		r.end = r.start.Add(cfg.Duration)
@@ -201,6 +264,7 @@ type worker struct {
 	zbuf  bytes.Buffer
 	zw    *gzip.Writer
 	ids   []byte
+	ts    []byte
 	timer *time.Timer
 
 	hist      *Histogram
@@ -279,23 +343,35 @@ func (w *worker) body(k int64) []byte {
 	cfg := &w.r.cfg
 	n := cfg.EventsPerRequest
 	seq := uint64(k) * uint64(n)
-	array := cfg.jsonArrayBody()
-	now := time.Now()
-	b := w.raw[:0]
-	if array {
-		b = append(b, '[')
-	}
-	for i := range n {
-		if array && i > 0 {
-			b = append(b, ',')
+	w.ts = time.Now().UTC().AppendFormat(w.ts[:0], tsLayout)
+	var b []byte
+	if p := w.r.pool; p != nil && seq+uint64(n) <= maxPaddedSeq {
+		t := k % int64(len(p.bodies))
+		b = append(w.raw[:0], p.bodies[t]...)
+		for i, at := range p.seqAt[t] {
+			putDigits(b[at:at+seqWidth], seq+uint64(i))
 		}
-		b = w.r.src.appendEvent(b, seq+uint64(i), now)
-		if !array {
-			b = append(b, '\n')
+		for _, at := range p.tsAt[t] {
+			copy(b[at:], w.ts)
 		}
-	}
-	if array {
-		b = append(b, ']')
+	} else {
+		array := cfg.jsonArrayBody()
+		b = w.raw[:0]
+		if array {
+			b = append(b, '[')
+		}
+		for i := range n {
+			if array && i > 0 {
+				b = append(b, ',')
+			}
+			b = w.r.src.appendEvent(b, seq+uint64(i), w.ts)
+			if !array {
+				b = append(b, '\n')
+			}
+		}
+		if array {
+			b = append(b, ']')
+		}
 	}
 	w.raw = b
 	w.rawBytes += uint64(len(b))
