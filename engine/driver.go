@@ -149,6 +149,9 @@ func (d *Driver[T]) runLoop(ctx context.Context, r Receiver[T], m mode, subBlock
 	}
 	var lastRecv time.Time
 	budget := d.cfg.Budget
+	// out is the processed batch handed to the sink by pointer; one per run
+	// so that the hand-off does not allocate per block.
+	out := new(Batch[T])
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -206,12 +209,12 @@ func (d *Driver[T]) runLoop(ctx context.Context, r Receiver[T], m mode, subBlock
 
 		switch m {
 		case modeWhole:
-			err = d.driveBlock(ctx, r, b, process, sink, now)
+			err = d.driveBlock(ctx, r, b, process, sink, out, now)
 		case modeStreaming:
-			err = d.driveStreaming(ctx, r, b, process, sink, subBlock, now)
+			err = d.driveStreaming(ctx, r, b, process, sink, out, subBlock, now)
 		case modeGoverned:
 			blockBytes := b.Bytes()
-			err = d.driveStreaming(ctx, r, b, process, sink, budget.Bytes(), now)
+			err = d.driveStreaming(ctx, r, b, process, sink, out, budget.Bytes(), now)
 			if err == nil {
 				took := time.Since(now)
 				budget.Observe(blockBytes, took, interval)
@@ -267,7 +270,7 @@ func (d *Driver[T]) needBytes() bool { return d.cfg.Guard != nil || d.cfg.Observ
 
 // driveBlock drives one whole block: lease → process → dead letters → sink →
 // commit. The lease is released on every exit path.
-func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], process ProcessFunc[T], sink SinkFunc[T], start time.Time) error {
+func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], process ProcessFunc[T], sink SinkFunc[T], out *Batch[T], start time.Time) error {
 	st := BlockStats{Records: len(b.Records), SubBlocks: 1}
 	d.stats.recordsIn.Add(uint64(len(b.Records)))
 	if len(b.DLQ) > 0 {
@@ -287,7 +290,9 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 	tokens := b.Tokens
 
 	t0 := time.Now()
-	out, err := process(ctx, b)
+	var err error
+	*out, err = process(ctx, b)
+	defer clear1(out) // drop the references once the block is done
 	if err != nil {
 		return &ProcessError{Records: st.Records, Err: err}
 	}
@@ -302,7 +307,7 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 		out.DLQ = nil
 	}
 
-	if err := sink(ctx, &out); err != nil {
+	if err := sink(ctx, out); err != nil {
 		return &SinkError{Records: len(out.Records), Err: err}
 	}
 	t2 := time.Now()
@@ -320,10 +325,10 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 // driveStreaming drives one block as lazy sub-blocks of at most subBytes,
 // holding one sub-block's lease at a time, and commits the block's tokens
 // once after the final sub-block.
-func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T], process ProcessFunc[T], sink SinkFunc[T], subBytes int64, start time.Time) error {
+func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T], process ProcessFunc[T], sink SinkFunc[T], out *Batch[T], subBytes int64, start time.Time) error {
 	if len(b.Records) == 0 {
 		// Tokens or dead letters only: nothing to split.
-		return d.driveBlock(ctx, r, b, process, sink, start)
+		return d.driveBlock(ctx, r, b, process, sink, out, start)
 	}
 	st := BlockStats{Records: len(b.Records)}
 	d.stats.recordsIn.Add(uint64(len(b.Records)))
@@ -343,7 +348,7 @@ func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T
 		if d.cfg.Commit == CommitSinkManaged && drain.Done() {
 			view.Tokens = tokens // the sink commits once, with the final sub-block
 		}
-		if err := d.driveSubBlock(ctx, view, process, sink, &st); err != nil {
+		if err := d.driveSubBlock(ctx, view, process, sink, out, &st); err != nil {
 			return err
 		}
 	}
@@ -354,7 +359,7 @@ func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T
 	return d.finish(&st, start, tc)
 }
 
-func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process ProcessFunc[T], sink SinkFunc[T], st *BlockStats) error {
+func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process ProcessFunc[T], sink SinkFunc[T], out *Batch[T], st *BlockStats) error {
 	if g := d.cfg.Guard; g != nil {
 		var n int64
 		for i := range view.Records {
@@ -366,7 +371,9 @@ func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process Pr
 	tokens := view.Tokens
 	in := len(view.Records)
 	t0 := time.Now()
-	out, err := process(ctx, view)
+	var err error
+	*out, err = process(ctx, view)
+	defer clear1(out)
 	if err != nil {
 		return &ProcessError{Records: in, Err: err}
 	}
@@ -380,7 +387,7 @@ func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process Pr
 		}
 		out.DLQ = nil
 	}
-	if err := sink(ctx, &out); err != nil {
+	if err := sink(ctx, out); err != nil {
 		return &SinkError{Records: len(out.Records), SubBlock: st.SubBlocks, Err: err}
 	}
 	st.Sink += time.Since(t1)
@@ -412,3 +419,6 @@ func (d *Driver[T]) finish(st *BlockStats, start, commitStart time.Time) error {
 	}
 	return nil
 }
+
+// clear1 resets a batch so the driver's scratch keeps no references.
+func clear1[T any](b *Batch[T]) { *b = Batch[T]{} }
