@@ -225,7 +225,9 @@ func (s *byteAwareSource) Commit(_ context.Context, tokens []uint64) error {
 // funcDLQ adapts a function to engine.DLQSink.
 type funcDLQ func(ctx context.Context, entries []engine.DLQEntry) error
 
-func (f funcDLQ) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) error { return f(ctx, entries) }
+func (f funcDLQ) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) error {
+	return f(ctx, entries)
+}
 
 // countingDLQ counts the dead letters that reach the route point.
 func countingDLQ(n *atomic.Int64) engine.DLQSink {
