@@ -25,8 +25,8 @@
 //
 // # Events
 //
-// The built-in event is an analytics event of about 340 bytes (heartbeats,
-// --heartbeat-share of them, about 150):
+// The built-in event is an analytics event of about 330 bytes (heartbeats,
+// --heartbeat-share of them, about 160):
 //
 //	{"id":"42-000000000123","event":"page_view","ts":"2026-11-26T20:44:19.123Z",
 //	 "user_id":"u-31337","email":"user31337@example.com","ip":"93.184.216.34",
