@@ -253,19 +253,24 @@ func (s *Sink) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) error {
 	return s.produce(ctx, ws, true, bytes)
 }
 
-// produce hands ws's records to the producer and waits for their promises.
+// produce hands ws's records to the producer and waits for their results.
 func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int64) error {
 	n := len(ws.recs)
 	start := time.Now()
-	ws.pending.Store(int64(n))
 	// The delivery timeout rides on the records' context: franz-go's own
 	// record timeout counts from Record.Timestamp, which is the event's
 	// time here and may lie far in the past.
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 	defer cancel()
-	for i := range ws.recs {
-		s.cl.Produce(pctx, &ws.recs[i], ws.promise)
-	}
+	// ProduceSync waits for every record and, unlike Produce, stops the
+	// linger of the partitions it wrote to: a Write is already a batch,
+	// so lingering would only add latency. Its promise never blocks. It
+	// runs on its own goroutine so that a producer that does not answer
+	// cannot hold Write past waitLimit.
+	go func() {
+		ws.results = s.cl.ProduceSync(pctx, ws.ptrs...)
+		ws.done <- struct{}{}
+	}()
 
 	var err error
 	failed := 0
@@ -273,25 +278,27 @@ func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int6
 	select {
 	case <-ws.done:
 		timer.Stop()
-		if f := int(ws.failed.Load()); f > 0 {
-			failed = f
-			first := *ws.firstErr.Load()
+		var first error
+		for i := range ws.results {
+			if e := ws.results[i].Err; e != nil {
+				if failed++; first == nil {
+					first = e
+				}
+			}
+		}
+		if failed > 0 {
 			if errors.Is(first, context.DeadlineExceeded) && ctx.Err() == nil {
 				first = fmt.Errorf("%w (%v): %w", ErrDeliveryTimeout, s.cfg.DeliveryTimeout, first)
 			}
-			err = &WriteError{Failed: f, Total: n, DLQ: dlq, First: first}
+			err = &WriteError{Failed: failed, Total: n, DLQ: dlq, First: first}
 		}
 		ws.reset()
 		s.states.Put(ws)
 	case <-timer.C:
 		// The producer still holds these records; the state is abandoned
-		// to it (never reused) and its late promises land harmlessly.
-		failed = int(ws.pending.Load() + ws.failed.Load())
-		first := ErrGaveUp
-		if p := ws.firstErr.Load(); p != nil {
-			first = fmt.Errorf("%w (first failure: %w)", ErrGaveUp, *p)
-		}
-		err = &WriteError{Failed: failed, Total: n, DLQ: dlq, First: first}
+		// to it (never reused).
+		failed = n
+		err = &WriteError{Failed: n, Total: n, DLQ: dlq, First: ErrGaveUp}
 		s.log.Error("gave up waiting for Kafka acks", "records", n, "waited", s.waitLimit)
 	}
 	s.obs.ObserveWrite(WriteStats{DLQ: dlq, Records: n, Failed: failed, Bytes: bytes, Latency: time.Since(start), Err: err})
@@ -335,45 +342,33 @@ func countHeaders(recs []engine.Record, extra int) int {
 	return n
 }
 
-// writeState is one write's records and the bookkeeping of their promises.
-// It is pooled: a steady stream of writes allocates nothing per record.
+// writeState is one write's records and their results. It is pooled: a
+// steady stream of writes allocates nothing per record.
 type writeState struct {
 	recs    []kgo.Record
+	ptrs    []*kgo.Record
 	hdrs    []kgo.RecordHeader
 	hdrOff  int
-	pending atomic.Int64
-	failed  atomic.Int64
-	// firstErr is the first failure; written once by a promise.
-	firstErr atomic.Pointer[error]
-	// done receives once, from the promise of the last record.
-	done    chan struct{}
-	promise func(*kgo.Record, error)
+	results kgo.ProduceResults
+	// done receives once per write, when ProduceSync returned.
+	done chan struct{}
 }
 
 func newWriteState() *writeState {
-	ws := &writeState{done: make(chan struct{}, 1)}
-	// Promises run serially on the producer's goroutine: this one only
-	// counts and never blocks (done has room for its one send).
-	ws.promise = func(_ *kgo.Record, err error) {
-		if err != nil {
-			ws.failed.Add(1)
-			if ws.firstErr.Load() == nil {
-				ws.firstErr.CompareAndSwap(nil, &err)
-			}
-		}
-		if ws.pending.Add(-1) == 0 {
-			ws.done <- struct{}{}
-		}
-	}
-	return ws
+	return &writeState{done: make(chan struct{}, 1)}
 }
 
 // prepare sizes the state for n records and nh headers.
 func (ws *writeState) prepare(n, nh int) {
 	if cap(ws.recs) < n {
 		ws.recs = make([]kgo.Record, n)
+		ws.ptrs = make([]*kgo.Record, n)
 	}
 	ws.recs = ws.recs[:n]
+	ws.ptrs = ws.ptrs[:n]
+	for i := range ws.recs {
+		ws.ptrs[i] = &ws.recs[i]
+	}
 	if cap(ws.hdrs) < nh {
 		ws.hdrs = make([]kgo.RecordHeader, nh)
 	}
@@ -395,6 +390,5 @@ func (ws *writeState) reset() {
 	clear(ws.hdrs)
 	ws.recs = ws.recs[:0]
 	ws.hdrs = ws.hdrs[:0]
-	ws.failed.Store(0)
-	ws.firstErr.Store(nil)
+	ws.results = nil
 }

@@ -410,3 +410,24 @@ func TestSinkConcurrentWrites(t *testing.T) {
 		seen[string(r.Value)] = true
 	}
 }
+
+// TestSinkWriteAllocs checks that Write allocates per write, not per record:
+// 1,000 records must cost about as many allocations as 10 (the counts are
+// process-wide, so the in-process broker's allocations are included).
+func TestSinkWriteAllocs(t *testing.T) {
+	d := startBroker(t)
+	s := newSink(t, Config{Brokers: d.Brokers()})
+	small, large := records(10), records(1000)
+	allocs := func(recs []engine.Record) float64 {
+		return testing.AllocsPerRun(20, func() {
+			if err := s.Write(context.Background(), recs); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	a10, a1000 := allocs(small), allocs(large)
+	t.Logf("allocs per Write: %.0f for 10 records, %.0f for 1,000", a10, a1000)
+	if a1000 > a10+200 {
+		t.Fatalf("Write of 1,000 records allocates %.0f times vs %.0f for 10: allocation per record", a1000, a10)
+	}
+}
