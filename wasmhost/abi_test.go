@@ -1,0 +1,105 @@
+package wasmhost
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/engine"
+)
+
+// TestABIKitchen drives every host function through the kitchen guest.
+func TestABIKitchen(t *testing.T) {
+	h := newHost(t, Config{})
+	addGuests(t, h, "kitchen")
+	if err := h.SetPipeline("p", []string{"kitchen"}); err != nil {
+		t.Fatal(err)
+	}
+	blob := strings.Repeat("x", 10000)
+	in := jsonRecs(
+		`{"op":"pass","v":1}`,
+		`{"op":"dlq","id":"r1"}`,
+		`{"op":"err"}`,
+		`{"op":"split","items":[{"a":1},{"b":2},3]}`,
+		`{"op":"meta"}`,
+		`{"op":"edit","gone":1,"keep":"k"}`,
+		`{"op":"big","blob":"`+blob+`"}`,
+		`{"op":"raw","x":[1,2]}`,
+		`{"op":"badjson"}`,
+	)
+	in[3].Topic, in[3].Key = "orig", []byte("k3")
+	in[3].Headers = []engine.Header{{Key: "h", Value: []byte("v")}}
+	in[4].Key, in[4].Topic = []byte("key4"), "t4"
+	in[4].Headers = []engine.Header{{Key: "h1", Value: []byte("one")}}
+	orig4 := in[4].Headers
+
+	out, dlq, err := h.Pipeline("p").Process(context.Background(), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVals := []string{
+		`{"op":"pass","v":1}`,
+		`{"a":1}`, `{"b":2}`, `3`,
+		`{"op":"meta"}`,
+		`{"op":"edit","keep":"k","n":42,"a":{"b":{"c":true}},"echo":"true/42"}`,
+		`{"op":"big","blob":"` + blob + `","blob_len":10000}`,
+		`{"wrapped":{"op":"raw","x":[1,2]}}`,
+		`{"op":"badjson","checked":"ok"}`,
+	}
+	if got := values(out); !equalStrings(got, wantVals) {
+		t.Fatalf("out =\n%q\nwant\n%q", got, wantVals)
+	}
+	// Emitted records: routed by the guest, inherit key, headers and Tag.
+	for i, r := range out[1:4] {
+		if r.Topic != "items."+string(rune('0'+i)) || string(r.Key) != "k3" || r.Tag != 3 || len(r.Headers) != 1 {
+			t.Fatalf("emitted %d: %+v", i, r)
+		}
+	}
+	m := out[4]
+	if len(m.Headers) != 2 || string(m.Headers[0].Value) != "replaced" || m.Headers[1].Key != "seen" ||
+		string(m.Headers[1].Value) != "key=key4 h1=one/true topic=t4" {
+		t.Fatalf("meta headers %+v", m.Headers)
+	}
+	if string(orig4[0].Value) != "one" {
+		t.Fatal("set_header wrote into the input record's headers")
+	}
+	if len(dlq) != 2 || dlq[0].Reason != `bad r1` || dlq[1].Reason != "handler error" || dlq[0].Stage != "kitchen" || dlq[0].Record.Tag != 1 {
+		t.Fatalf("dlq = %+v", dlq)
+	}
+}
+
+// An unedited record is passed through as the same bytes: no copy.
+func TestPassThroughKeepsBytes(t *testing.T) {
+	h := newHost(t, Config{})
+	addGuests(t, h, "noop", "filter")
+	if err := h.SetPipeline("p", []string{"noop", "filter"}); err != nil {
+		t.Fatal(err)
+	}
+	in := jsonRecs(`{"event":"a"}`, `{"event":"b"}`)
+	p0 := &in[0].Value[0]
+	out, _, err := h.Pipeline("p").Process(context.Background(), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || &out[0].Value[0] != p0 {
+		t.Fatal("pass-through copied the record's bytes")
+	}
+}
+
+func TestRawRecordsAreNotParsed(t *testing.T) {
+	h := newHost(t, Config{})
+	addGuests(t, h, "filter", "enrich")
+	if err := h.SetPipeline("p", []string{"filter", "enrich"}); err != nil {
+		t.Fatal(err)
+	}
+	in := []engine.Record{{Value: []byte("\x00\x01 not json"), Format: engine.FormatRaw}}
+	out, dlq, err := h.Pipeline("p").Process(context.Background(), in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// enrich's Set fails with ErrInvalidJSON → the handler's error
+	// dead-letters the record.
+	if len(out) != 0 || len(dlq) != 1 || dlq[0].Reason != "sluice: invalid JSON" {
+		t.Fatalf("out %q dlq %+v", values(out), dlq)
+	}
+}
