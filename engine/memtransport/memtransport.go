@@ -172,6 +172,7 @@ func (t *Transport) RecvLimited(ctx context.Context, lim engine.RecvLimits) (eng
 		closed := t.closed
 		t.mu.Unlock()
 		if closed {
+			t.signal() // pass the news on to any other waiting receiver
 			return engine.Batch[uint64]{}, engine.ErrSourceClosed
 		}
 		if timer == nil {
