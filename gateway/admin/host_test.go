@@ -53,7 +53,6 @@ func newHostAPI(tb testing.TB, tenants map[string]string) (*adminClient, *wasmho
 	return &adminClient{c: c, base: "http://admin", token: "tok"}, host
 }
 
-
 // TestHostRegistryErrors checks the adapter's mapping of the host's errors
 // onto the API's statuses, with modules that fail before any compile (the
 // full lifecycle with real guests runs against the binary, see e2e_test.go).
