@@ -92,14 +92,12 @@ func fanOut(recs []engine.Record, factor int) []engine.Record {
 // semantics from memtransport's batching. Once exhausted it blocks until ctx
 // is done, like a quiet broker.
 type orderedReceiver struct {
-	total            uint64
-	badPayload       bool // deliver unparseable records
-	failCommitOnSeq  int64
-	next             atomic.Uint64
-	committed        atomic.Int64
-	commitCalls      atomic.Int64
-	receivedByRecv   atomic.Int64
-	receivedByLimits atomic.Int64
+	total           uint64
+	badPayload      bool // deliver unparseable records
+	failCommitOnSeq int64
+	next            atomic.Uint64
+	committed       atomic.Int64
+	commitCalls     atomic.Int64
 }
 
 func newOrderedReceiver(total uint64) *orderedReceiver {
@@ -115,7 +113,6 @@ func (r *orderedReceiver) Recv(ctx context.Context, _ int) (engine.Batch[uint64]
 		return engine.Batch[uint64]{}, ctx.Err()
 	}
 	r.next.Add(1)
-	r.receivedByRecv.Add(1)
 	v := fmt.Sprintf(`{"seq":%d}`, seq)
 	if r.badPayload {
 		v = "not json {{{"
@@ -124,7 +121,6 @@ func (r *orderedReceiver) Recv(ctx context.Context, _ int) (engine.Batch[uint64]
 }
 
 func (r *orderedReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engine.Batch[uint64], error) {
-	r.receivedByLimits.Add(1)
 	return r.Recv(ctx, lim.MaxRecords)
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/bytedance/sonic"
@@ -248,6 +249,25 @@ func TestGetConcurrent(t *testing.T) {
 	for range 4 {
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// sonic's validator was seen reading past the end of its slice (a bare "nu"
+// followed in memory by "ll" validated). Valid must judge only doc: truncated
+// documents followed in memory by bytes that would complete them stay
+// invalid.
+func TestValidDoesNotReadPastTheSlice(t *testing.T) {
+	for n := 0; n < 140; n += 3 {
+		zeros := strings.Repeat("0", n)
+		for _, s := range []string{`["` + zeros + `]`, `{"a":"` + zeros + `}`, `[1,"` + zeros + `]`, `"` + zeros + `}`, `n`, `nu`, `tr`, `fals`} {
+			for _, tail := range []string{`"`, `]`, `"}`, `ll`, `ue`, `e`} {
+				buf := []byte(s + strings.Repeat(tail, 40))
+				doc := buf[:len(s)]
+				if got, want := Valid(doc), json.Valid(doc); got != want {
+					t.Fatalf("Valid(%q) followed in memory by %q = %v, want %v", doc, tail, got, want)
+				}
+			}
 		}
 	}
 }
