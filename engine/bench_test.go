@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/governor"
@@ -107,6 +108,13 @@ func TestDriverLoopDoesNotAllocatePerBlock(t *testing.T) {
 		{"streaming", engine.Config{}, func(d *engine.Driver[uint64], r *reuseReceiver) error {
 			return d.RunStreaming(ctx, r, passThrough, okSink, 64<<10)
 		}},
+		{"ticking", engine.Config{TickEvery: time.Hour, OnTick: func(context.Context) error { return nil }},
+			func(d *engine.Driver[uint64], r *reuseReceiver) error {
+				return d.Run(ctx, r, passThrough, okSink)
+			}},
+		{"governed", engine.Config{Budget: benchBudget(t)}, func(d *engine.Driver[uint64], r *reuseReceiver) error {
+			return d.RunGoverned(ctx, r, passThrough, okSink)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDriver(t, tc.cfg)
@@ -125,4 +133,9 @@ func TestDriverLoopDoesNotAllocatePerBlock(t *testing.T) {
 			}
 		})
 	}
+}
+
+func benchBudget(tb testing.TB) *governor.ByteBudget {
+	_, _, budget := governed(tb, 1<<30, 0.9, governor.BudgetConfig{})
+	return budget
 }

@@ -143,9 +143,15 @@ func (d *Driver[T]) loop(ctx context.Context, r Receiver[T], m mode, subBlock in
 }
 
 func (d *Driver[T]) runLoop(ctx context.Context, r Receiver[T], m mode, subBlock int64, process ProcessFunc[T], sink SinkFunc[T]) error {
+	// A receive is bounded by the next tick's deadline so that ticks fire on
+	// a quiet source. The deadline context is made once per tick period,
+	// not per receive.
 	var nextTick time.Time
+	rctx, cancel := ctx, context.CancelFunc(nil)
 	if d.cfg.TickEvery > 0 {
 		nextTick = time.Now().Add(d.cfg.TickEvery)
+		rctx, cancel = context.WithDeadline(ctx, nextTick)
+		defer func() { cancel() }()
 	}
 	var lastRecv time.Time
 	budget := d.cfg.Budget
@@ -160,13 +166,11 @@ func (d *Driver[T]) runLoop(ctx context.Context, r Receiver[T], m mode, subBlock
 			if now := time.Now(); !now.Before(nextTick) {
 				d.tick(ctx)
 				nextTick = now.Add(d.cfg.TickEvery)
+				cancel()
+				rctx, cancel = context.WithDeadline(ctx, nextTick)
 			}
 		}
 
-		rctx, cancel := ctx, context.CancelFunc(nil)
-		if !nextTick.IsZero() {
-			rctx, cancel = context.WithDeadline(ctx, nextTick)
-		}
 		var (
 			b   Batch[T]
 			err error
@@ -178,9 +182,6 @@ func (d *Driver[T]) runLoop(ctx context.Context, r Receiver[T], m mode, subBlock
 			b, err = r.Recv(rctx, d.cfg.MaxRecords)
 		}
 		tickExpired := cancel != nil && rctx.Err() != nil
-		if cancel != nil {
-			cancel()
-		}
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrSourceClosed), ctx.Err() != nil:
