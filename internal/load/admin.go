@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -97,7 +98,7 @@ func pollBudget(c *fasthttp.Client, uri, token string, start time.Time) AdminSam
 		return s
 	}
 	if sc := resp.StatusCode(); sc != fasthttp.StatusOK {
-		s.Error = fmt.Sprintf("status %d: %.200s", sc, resp.Body())
+		s.Error = fmt.Sprintf("status %d: %.200s", sc, bytes.TrimSpace(resp.Body()))
 		return s
 	}
 	var d budgetDoc

@@ -10,7 +10,7 @@ var (
 	// the command line or configuration is invalid; Main exits with code 2.
 	ErrUsage = errors.New("invalid usage")
 	// ErrEventWithoutID is returned when --record-acks is given with an
-	// --events file that has a line without a top-level "id" (string or
+	// --events file that has a line without a top-level "id" (non-empty string or
 	// number): its acknowledgement could not be recorded.
 	ErrEventWithoutID = errors.New(`event has no top-level "id" (needed by --record-acks)`)
 	// ErrNoEvents is returned when the --events file holds no events.

@@ -237,7 +237,8 @@ type fileEvents struct {
 }
 
 // loadEventsFile reads an NDJSON file. With needIDs it fails with
-// ErrEventWithoutID unless every line has a top-level string or number "id".
+// ErrEventWithoutID unless every line has a top-level non-empty string or
+// number "id".
 func loadEventsFile(path string, needIDs bool) (*fileEvents, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -262,7 +263,9 @@ func loadEventsFile(path string, needIDs bool) (*fileEvents, error) {
 		if len(doc.ID) > 0 {
 			var s string
 			if json.Unmarshal(doc.ID, &s) == nil {
-				id = []byte(s)
+				if s != "" {
+					id = []byte(s)
+				}
 			} else if doc.ID[0] == '-' || (doc.ID[0] >= '0' && doc.ID[0] <= '9') {
 				id = append([]byte(nil), doc.ID...)
 			}

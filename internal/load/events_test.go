@@ -3,7 +3,10 @@ package load
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -147,4 +150,39 @@ func TestBodyPool(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzEventsFile feeds arbitrary files to the --events loader: it either
+// fails with an EventsFileError or returns only valid JSON lines, and with
+// ids required every line has one.
+func FuzzEventsFile(f *testing.F) {
+	f.Add([]byte("{\"id\":\"a\"}\n{\"id\":2}\n"), true)
+	f.Add([]byte("{\"event\":\"x\"}\n\n  \n[1,2]\n"), false)
+	f.Add([]byte("{\"id\":{\"nested\":1}}\n"), true)
+	f.Add([]byte("not json\n"), false)
+	f.Fuzz(func(t *testing.T, data []byte, needIDs bool) {
+		path := filepath.Join(t.TempDir(), "ev.ndjson")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fe, err := loadEventsFile(path, needIDs)
+		if err != nil {
+			var efe *EventsFileError
+			if !errors.As(err, &efe) {
+				t.Fatalf("error %v is not an EventsFileError", err)
+			}
+			return
+		}
+		if len(fe.lines) == 0 || len(fe.lines) != len(fe.ids) {
+			t.Fatalf("%d lines, %d ids", len(fe.lines), len(fe.ids))
+		}
+		for i, l := range fe.lines {
+			if !json.Valid(l) || bytes.ContainsAny(l, "\n") {
+				t.Fatalf("line %d invalid: %q", i, l)
+			}
+			if needIDs && len(fe.ids[i]) == 0 {
+				t.Fatalf("line %d has no id", i)
+			}
+		}
+	})
 }

@@ -23,6 +23,7 @@ const (
 type series struct {
 	name  string // data-series attribute and legend label
 	color string
+	width float64 // stroke width
 	xs    []float64
 	ys    []float64
 }
@@ -34,6 +35,7 @@ type span struct{ from, to float64 }
 type panel struct {
 	id     string
 	title  string
+	note   string // shown under the title (e.g. failed polls)
 	unit   string
 	yMax   float64 // 0: from the data
 	series []series
@@ -47,41 +49,51 @@ type panel struct {
 // periods shaded. Every line is a <polyline data-series="NAME">; gate-held
 // periods are <rect> elements inside <g data-series="gate_held">.
 func (rep *Report) WriteSVG(w io.Writer) error {
-	n := len(rep.Timeline)
-	xs := make([]float64, n)
-	req, ok, nonOK, errs := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	ev, p50, p90, p99, mx := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
-	for i, s := range rep.Timeline {
-		// A second's counts are plotted at its middle; the last second may
-		// be partial, so it is scaled by its length.
-		width := min(1, max(rep.DurationSeconds-float64(s.T), 1e-3))
-		xs[i] = float64(s.T) + width/2
-		req[i] = float64(s.Requests) / width
-		ok[i] = float64(s.OK) / width
-		nonOK[i] = float64(s.NonOK) / width
-		errs[i] = float64(s.Errors) / width
-		ev[i] = float64(s.EventsAcked) / width
-		p50[i], p90[i], p99[i], mx[i] = s.P50, s.P90, s.P99, s.Max
+	var xs, lx, req, ok, nonOK, errs, ev, p50, p90, p99, mx []float64
+	for _, s := range rep.Timeline {
+		// A second is plotted at its middle. The last one may be partial:
+		// its rates are scaled by its length, unless it is the short tail
+		// of answers to requests sent before the end, which would show as a
+		// spike.
+		width := min(1, rep.DurationSeconds-float64(s.T))
+		if s.Requests > 0 {
+			lx = append(lx, float64(s.T)+max(width, 0)/2)
+			p50, p90, p99, mx = append(p50, s.P50), append(p90, s.P90), append(p99, s.P99), append(mx, s.Max)
+		}
+		if width < 0.5 {
+			continue
+		}
+		xs = append(xs, float64(s.T)+width/2)
+		req = append(req, float64(s.Requests)/width)
+		ok = append(ok, float64(s.OK)/width)
+		nonOK = append(nonOK, float64(s.NonOK)/width)
+		errs = append(errs, float64(s.Errors)/width)
+		ev = append(ev, float64(s.EventsAcked)/width)
 	}
 	panels := []panel{
 		{id: "throughput", title: "Requests per second", unit: "req/s", series: []series{
-			{"requests", "#1f77b4", xs, req}, {"ok", "#2ca02c", xs, ok},
-			{"non_ok", "#ff7f0e", xs, nonOK}, {"errors", "#d62728", xs, errs},
+			{"requests", "#9ecae1", 4, xs, req}, {"ok", "#2ca02c", 1.5, xs, ok},
+			{"non_ok", "#ff7f0e", 1.5, xs, nonOK}, {"errors", "#d62728", 1.5, xs, errs},
 		}},
 		{id: "events", title: "Events acknowledged per second", unit: "events/s", series: []series{
-			{"events", "#9467bd", xs, ev},
+			{"events", "#9467bd", 1.5, xs, ev},
 		}},
 		{id: "latency", title: "Latency (ms, by completion second)", unit: "ms", series: []series{
-			{"p50", "#2ca02c", xs, p50}, {"p90", "#1f77b4", xs, p90},
-			{"p99", "#ff7f0e", xs, p99}, {"max", "#d62728", xs, mx},
+			{"p50", "#2ca02c", 1.5, lx, p50}, {"p90", "#1f77b4", 1.5, lx, p90},
+			{"p99", "#ff7f0e", 1.5, lx, p99}, {"max", "#d62728", 1.5, lx, mx},
 		}},
 	}
 	if len(rep.Admin) > 0 {
 		var ax, budget, pressure, latched []float64
 		var spans []span
 		var heldFrom = -1.0
+		var failed int
+		var firstErr string
 		for _, s := range rep.Admin {
 			if s.Error != "" {
+				if failed++; firstErr == "" {
+					firstErr = s.Error
+				}
 				continue
 			}
 			ax = append(ax, s.T)
@@ -104,11 +116,11 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 			spans = append(spans, span{heldFrom, max(rep.DurationSeconds, heldFrom+1)})
 		}
 		panels = append(panels,
-			panel{id: "budget", title: "Byte budget (MiB)", unit: "MiB", series: []series{
-				{"byte_budget", "#8c564b", ax, budget},
+			panel{id: "budget", title: "Byte budget (MiB)", note: pollNote(failed, len(rep.Admin), firstErr), unit: "MiB", series: []series{
+				{"byte_budget", "#8c564b", 1.5, ax, budget},
 			}},
 			panel{id: "pressure", title: "Pressure level, latch; shaded: gate held", unit: "level", yMax: 1,
-				series: []series{{"pressure", "#d62728", ax, pressure}, {"latched", "#7f7f7f", ax, latched}},
+				series: []series{{"pressure", "#d62728", 1.5, ax, pressure}, {"latched", "#7f7f7f", 1, ax, latched}},
 				spans:  spans, spanID: "gate_held"},
 		)
 	}
@@ -150,6 +162,9 @@ func writePanel(w *bufio.Writer, p panel, top, xMax float64) {
 
 	fmt.Fprintf(w, `<g id="panel-%s">`+"\n", p.id)
 	fmt.Fprintf(w, `<text x="%g" y="%g" font-size="12" font-weight="bold">%s</text>`+"\n", left, top-8, esc(p.title))
+	if p.note != "" {
+		fmt.Fprintf(w, `<text x="%g" y="%g" fill="#d62728">%s</text>`+"\n", left+8, top+16, esc(p.note))
+	}
 	if p.spanID != "" {
 		fmt.Fprintf(w, `<g data-series="%s" fill="#d62728" fill-opacity="0.15">`+"\n", p.spanID)
 		for _, s := range p.spans {
@@ -178,8 +193,8 @@ func writePanel(w *bufio.Writer, p panel, top, xMax float64) {
 		for j := range s.xs {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", px(s.xs[j]), py(s.ys[j]))
 		}
-		fmt.Fprintf(w, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n",
-			s.name, s.color, strings.TrimSpace(pts.String()))
+		fmt.Fprintf(w, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="%g" points="%s"/>`+"\n",
+			s.name, s.color, s.width, strings.TrimSpace(pts.String()))
 		ly := top + 12 + float64(i)*16
 		fmt.Fprintf(w, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="3"/>`, right+10, ly-4, right+28, ly-4, s.color)
 		fmt.Fprintf(w, `<text x="%g" y="%g">%s</text>`+"\n", right+34, ly, esc(s.name))
@@ -190,6 +205,17 @@ func writePanel(w *bufio.Writer, p panel, top, xMax float64) {
 		fmt.Fprintf(w, `<text x="%g" y="%g">gate held</text>`+"\n", right+34, ly)
 	}
 	w.WriteString("</g>\n")
+}
+
+// pollNote describes failed admin polls ("" when none failed).
+func pollNote(failed, total int, firstErr string) string {
+	if failed == 0 {
+		return ""
+	}
+	if len(firstErr) > 100 {
+		firstErr = firstErr[:100] + "…"
+	}
+	return fmt.Sprintf("%d of %d /admin/budget polls failed; first: %s", failed, total, strings.TrimSpace(firstErr))
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for v ≤ 0).
