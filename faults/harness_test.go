@@ -79,9 +79,10 @@ type guestBuild struct {
 	err  error
 }
 
-// buildGuest compiles the hostile guest wasmhost/testdata/guests/NAME into
-// its own folder and returns that folder (for --transforms).
-func buildGuest(t testing.TB, name string) string {
+// buildGuest compiles the guest NAME of the guest module in src (a folder
+// relative to the module root, such as wasmhost/testdata/guests) into its
+// own folder and returns that folder (for --transforms).
+func buildGuest(t testing.TB, src, name string) string {
 	t.Helper()
 	v, _ := guestBuilds.LoadOrStore(name, &guestBuild{})
 	g := v.(*guestBuild)
@@ -92,7 +93,7 @@ func buildGuest(t testing.TB, name string) string {
 		}
 		start := time.Now()
 		cmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared", "-o", filepath.Join(dir, name+".wasm"), "./"+name)
-		cmd.Dir = filepath.Join(repoRoot(), "wasmhost", "testdata", "guests")
+		cmd.Dir = filepath.Join(repoRoot(), filepath.FromSlash(src))
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
