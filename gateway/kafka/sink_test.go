@@ -431,3 +431,19 @@ func TestSinkWriteAllocs(t *testing.T) {
 		t.Fatalf("Write of 1,000 records allocates %.0f times vs %.0f for 10: allocation per record", a1000, a10)
 	}
 }
+
+// TestSinkRecordTooLarge writes a record above BatchMaxBytes: that write
+// fails at once with MESSAGE_TOO_LARGE, and the sink keeps working.
+func TestSinkRecordTooLarge(t *testing.T) {
+	d := startBroker(t)
+	s := newSink(t, Config{Brokers: d.Brokers(), BatchMaxBytes: 4096})
+	recs := append(records(2), engine.Record{Value: bytes.Repeat([]byte("x"), 8192)})
+	err := s.Write(context.Background(), recs)
+	var we *WriteError
+	if !errors.As(err, &we) || we.Failed != 1 || we.Total != 3 || !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("got %v, want 1 of 3 failed with MESSAGE_TOO_LARGE", err)
+	}
+	if err := s.Write(context.Background(), records(2)); err != nil {
+		t.Fatal(err)
+	}
+}
