@@ -423,6 +423,11 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			cfg.ReadyFile = f.ReadyFile
 		}
 	})
+	maxEventSet := cfg.MaxEvent != DefaultMaxEvent
+	fs.Visit(func(fl *flag.Flag) { maxEventSet = maxEventSet || fl.Name == "max-event" })
+	if !maxEventSet && cfg.MaxEvent > cfg.MaxBody {
+		cfg.MaxEvent = cfg.MaxBody // the default per-event cap follows a smaller body cap
+	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
