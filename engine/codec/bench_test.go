@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/bytedance/sonic"
-	"github.com/bytedance/sonic/ast"
 )
 
 func benchGet(b *testing.B, path string, want string) {
@@ -80,12 +79,14 @@ func BenchmarkValid(b *testing.B) {
 	})
 }
 
-// BenchmarkParse compares decoding into map[string]any (what Parse does)
-// with sonic's ast.Node fully loaded, each followed by one nested lookup.
+// BenchmarkParse compares the two strict full decodes, each followed by one
+// nested lookup: "ast" is Parse (Valid + sonic ast.Node LoadAll), "map" is
+// a strict sonic decode into map[string]any with json.Number. Parse uses the
+// ast form because it measured faster with 11 allocations instead of 60.
 func BenchmarkParse(b *testing.B) {
 	doc := []byte(event)
 	p := MustParsePath("user.geo.country")
-	b.Run("map", func(b *testing.B) {
+	b.Run("ast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			v, err := Parse(doc)
@@ -97,15 +98,17 @@ func BenchmarkParse(b *testing.B) {
 			}
 		}
 	})
-	b.Run("ast_loadall", func(b *testing.B) {
+	strict := sonic.Config{ValidateString: true, CopyString: true, UseNumber: true}.Froze()
+	b.Run("map", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			n := ast.NewRaw(string(doc))
-			if err := n.LoadAll(); err != nil {
+			var v any
+			if err := strict.Unmarshal(doc, &v); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := n.GetByPath("user", "geo", "country").String(); err != nil {
-				b.Fatal(err)
+			m, _ := v.(map[string]any)["user"].(map[string]any)
+			if _, ok := m["geo"].(map[string]any)["country"].(string); !ok {
+				b.Fatal("lookup")
 			}
 		}
 	})

@@ -271,3 +271,78 @@ func TestValidDoesNotReadPastTheSlice(t *testing.T) {
 		}
 	}
 }
+
+// A parsed Value is shared read-only by the process stage; reads from
+// several goroutines must not race (run with -race).
+func TestParsedValueConcurrentReads(t *testing.T) {
+	v, err := Parse([]byte(event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []Path{MustParsePath("user.geo.country"), MustParsePath("items.1.sku"), MustParsePath("tags.0")}
+	done := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 200 {
+				for _, p := range paths {
+					f, err := v.Lookup(p)
+					if err != nil {
+						done <- err
+						return
+					}
+					if _, ok := f.Str(); !ok {
+						done <- errors.New("not a string")
+						return
+					}
+				}
+				_ = v.Interface()
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestZeroValueIsNull(t *testing.T) {
+	var v Value
+	if v.Kind() != KindNull || v.Interface() != nil {
+		t.Fatalf("zero Value = %v %v", v.Kind(), v.Interface())
+	}
+	if b, err := v.MarshalJSON(); err != nil || string(b) != "null" {
+		t.Fatalf("MarshalJSON = %s, %v", b, err)
+	}
+	if _, err := v.Lookup(MustParsePath("a")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup on null: %v", err)
+	}
+	if _, ok := v.Str(); ok {
+		t.Fatal("Str on null")
+	}
+	if _, ok := v.Int64(); ok {
+		t.Fatal("Int64 on null")
+	}
+	all, err := Parse([]byte(`{"s":"x","n":1.5,"b":false,"z":null,"a":[1],"o":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]Kind{"s": KindString, "n": KindNumber, "b": KindBool, "z": KindNull, "a": KindArray, "o": KindObject} {
+		f, err := all.Lookup(MustParsePath(path))
+		if err != nil || f.Kind() != want {
+			t.Fatalf("%s: kind %v, %v; want %v", path, f.Kind(), err, want)
+		}
+	}
+	n, _ := all.Lookup(MustParsePath("n"))
+	if _, ok := n.Int64(); ok {
+		t.Fatal("1.5 read as an int64")
+	}
+	if f, ok := n.Float64(); !ok || f != 1.5 {
+		t.Fatalf("Float64 = %v", f)
+	}
+	b, _ := all.Lookup(MustParsePath("b"))
+	if x, ok := b.Bool(); !ok || x {
+		t.Fatal("false misread")
+	}
+}
