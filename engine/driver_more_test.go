@@ -403,3 +403,26 @@ func TestTickErrorIsCountedNotTerminal(t *testing.T) {
 		t.Fatalf("stats %+v: every failed tick must be counted", s)
 	}
 }
+
+// RunParsed never parses FormatRaw records: they pass with a null Value.
+func TestParsedPathPassesRawRecords(t *testing.T) {
+	m := newMem(t)
+	if _, err := m.Inject(engine.Record{Value: []byte("\x00\x01binary"), Format: engine.FormatRaw}, engine.Record{Value: []byte(`{"a":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	d := newDriver(t, engine.Config{})
+	var kinds []string
+	err := d.RunParsed(context.Background(), m, func(_ context.Context, pb *engine.ParsedBatch[uint64]) (engine.Batch[uint64], error) {
+		for _, v := range pb.Values {
+			kinds = append(kinds, v.Kind().String())
+		}
+		return pb.Batch(), nil
+	}, okSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kinds) != 2 || kinds[0] != "null" || kinds[1] != "object" || d.Stats().ParseErrors != 0 || m.Committed() != 1 {
+		t.Fatalf("kinds %v, stats %+v, committed %d", kinds, d.Stats(), m.Committed())
+	}
+}
