@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,7 @@ type proc struct {
 	http      string // ingest address
 	admin     string // admin address
 	logs      *logBuffer
+	apiKey    string // sent by checkServing when --api-key was given
 	done      chan struct{}
 	exitErr   error
 	exitState *os.ProcessState
@@ -199,6 +201,9 @@ func startSluice(t testing.TB, args ...string) *proc {
 		"--log-level", "warn",
 	}, args...)
 	p := &proc{t: t, logs: &logBuffer{}, done: make(chan struct{})}
+	if i := slices.Index(args, "--api-key"); i >= 0 && i+1 < len(args) {
+		p.apiKey = args[i+1]
+	}
 	p.cmd = exec.Command(sluiceBin, full...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -304,7 +309,11 @@ func (p *proc) checkServing(t testing.TB, d time.Duration) {
 	deadline := time.Now().Add(d)
 	var last string
 	for time.Now().Before(deadline) {
-		code, body, err := post(p.url("/v1/events"), "application/json", nil, []byte(`{"id":"alive-check","event":"ping"}`))
+		hdr := http.Header{}
+		if p.apiKey != "" {
+			hdr.Set("X-API-Key", p.apiKey)
+		}
+		code, body, err := post(p.url("/v1/events"), "application/json", hdr, []byte(`{"id":"alive-check","event":"ping"}`))
 		if err == nil && code == http.StatusOK {
 			return
 		}
