@@ -105,7 +105,13 @@ func TestBodyRenderAllocs(t *testing.T) {
 			w := newWorker(r)
 			k := int64(0)
 			w.body(k) // size the buffers
-			if n := testing.AllocsPerRun(50, func() { k++; w.body(k) }); n != 0 {
+			// Under -race, sync.Pool drops fasthttp's pooled gzip writers at
+			// random; only a -race build tolerates the re-allocations.
+			allowed := 0.0
+			if gz && raceEnabled {
+				allowed = 30
+			}
+			if n := testing.AllocsPerRun(50, func() { k++; w.body(k) }); n > allowed {
 				t.Errorf("gzip=%t pooled=%t: rendering a body allocates %v times", gz, pooled, n)
 			}
 		}

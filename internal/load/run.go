@@ -2,8 +2,6 @@ package load
 
 import (
 	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -261,8 +259,7 @@ type worker struct {
 	req   *fasthttp.Request
 	resp  *fasthttp.Response
 	raw   []byte
-	zbuf  bytes.Buffer
-	zw    *gzip.Writer
+	gz    *sliceWriter // nil without --gzip
 	ids   []byte
 	ts    []byte
 	timer *time.Timer
@@ -301,7 +298,7 @@ func newWorker(r *run) *worker {
 	}
 	if cfg.Gzip {
 		w.req.Header.SetContentEncoding("gzip")
-		w.zw, _ = gzip.NewWriterLevel(&w.zbuf, gzip.BestSpeed) // valid level
+		w.gz = &sliceWriter{}
 	}
 	return w
 }
@@ -375,14 +372,23 @@ func (w *worker) body(k int64) []byte {
 	}
 	w.raw = b
 	w.rawBytes += uint64(len(b))
-	if w.zw == nil {
+	if w.gz == nil {
 		return b
 	}
-	w.zbuf.Reset()
-	w.zw.Reset(&w.zbuf)
-	w.zw.Write(b) // writes to a bytes.Buffer cannot fail
-	w.zw.Close()
-	return w.zbuf.Bytes()
+	// fasthttp's pooled gzip writers (klauspost/compress) at best speed are
+	// about 3× faster than compress/gzip here and do not allocate when the
+	// destination is not one of the writers fasthttp special-cases.
+	w.gz.b = w.gz.b[:0]
+	fasthttp.WriteGzipLevel(w.gz, b, fasthttp.CompressBestSpeed) // a sliceWriter cannot fail
+	return w.gz.b
+}
+
+// sliceWriter appends to b.
+type sliceWriter struct{ b []byte }
+
+func (s *sliceWriter) Write(p []byte) (int, error) {
+	s.b = append(s.b, p...)
+	return len(p), nil
 }
 
 // send sends request k, due at intended, and records its outcome.

@@ -1,0 +1,7 @@
+//go:build !race
+
+package load
+
+// raceEnabled reports a -race build, in which sync.Pool drops items at
+// random (so pooled writers are sometimes allocated anew).
+const raceEnabled = false
