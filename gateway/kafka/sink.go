@@ -168,13 +168,15 @@ func ping(ctx context.Context, cl *kgo.Client, brokers []string, timeout time.Du
 // must not commit the batch. Records with the same key keep their order
 // within their partition.
 //
-// Write returns within about DeliveryTimeout when the brokers are down.
-// Cancelling ctx fails the records that are not in flight; Write still
-// waits for the answer to those that are, at most DeliveryTimeout +
-// max(DeliveryTimeout/2, 2s) + Linger in all. Only when that bound is hit (a broker that neither answers
-// nor closes the connection) does Write return while the producer may still
-// hold references to the records' bytes; the caller must then not reuse
-// those buffers (letting the garbage collector have them is fine).
+// Write returns within about DeliveryTimeout (plus a retry backoff) when
+// the brokers are down or refuse the records, and soon after ctx is done.
+// As a last resort it stops waiting after DeliveryTimeout +
+// max(DeliveryTimeout/2, 2s) + Linger with ErrGaveUp; only then may the
+// producer still hold references to the records' bytes, and the caller must
+// not reuse those buffers (letting the garbage collector have them is fine).
+//
+// Write is safe for concurrent use; the records belong to the caller again
+// when it returns.
 func (s *Sink) Write(ctx context.Context, recs []engine.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -183,7 +185,7 @@ func (s *Sink) Write(ctx context.Context, recs []engine.Record) error {
 		return ErrClosed
 	}
 	ws := s.states.Get().(*writeState)
-	ws.prepare(len(recs), countHeaders(recs, 0))
+	ws.prepare(len(recs), countHeaders(recs))
 	var bytes int64
 	for i := range recs {
 		r := &recs[i]
@@ -333,11 +335,11 @@ func metadataMinAge(delivery time.Duration) time.Duration {
 	return min(max(delivery/10, 100*time.Millisecond), 5*time.Second)
 }
 
-// countHeaders returns the headers of recs plus extra per record.
-func countHeaders(recs []engine.Record, extra int) int {
+// countHeaders returns the number of headers of recs.
+func countHeaders(recs []engine.Record) int {
 	n := 0
 	for i := range recs {
-		n += len(recs[i].Headers) + extra
+		n += len(recs[i].Headers)
 	}
 	return n
 }

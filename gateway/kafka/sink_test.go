@@ -318,34 +318,7 @@ func TestSinkOutageBrokerRestart(t *testing.T) {
 // retriable error: Write must give up within the delivery timeout and work
 // again once the broker heals.
 func TestSinkOutageProduceFails(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, DefaultTopic, DefaultDLQTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var failing atomic.Bool
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !failing.Load() {
-			return nil, nil, false
-		}
-		preq := req.(*kmsg.ProduceRequest)
-		resp := preq.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range preq.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
-			st.TopicID = rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-
+	c, failing := failingCluster(t)
 	const timeout = time.Second
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), DeliveryTimeout: timeout})
 	if err := s.Write(context.Background(), records(5)); err != nil {
@@ -353,7 +326,7 @@ func TestSinkOutageProduceFails(t *testing.T) {
 	}
 	failing.Store(true)
 	start := time.Now()
-	err = s.Write(context.Background(), records(5))
+	err := s.Write(context.Background(), records(5))
 	elapsed := time.Since(start)
 	if !errors.Is(err, ErrDeliveryTimeout) || errors.Is(err, ErrGaveUp) {
 		t.Fatalf("Write while produce fails: %v", err)
@@ -445,5 +418,60 @@ func TestSinkRecordTooLarge(t *testing.T) {
 	}
 	if err := s.Write(context.Background(), records(2)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failingCluster starts a one-broker kfake cluster whose produce requests
+// all fail with NOT_ENOUGH_REPLICAS (retriable) while the flag is set.
+func failingCluster(tb testing.TB) (*kfake.Cluster, *atomic.Bool) {
+	tb.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, DefaultTopic, DefaultDLQTopic))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	failing := new(atomic.Bool)
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !failing.Load() {
+			return nil, nil, false
+		}
+		preq := req.(*kmsg.ProduceRequest)
+		resp := preq.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range preq.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			st.TopicID = rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return c, failing
+}
+
+// TestSinkWriteContextCancel: a caller deadline shorter than the delivery
+// timeout ends the Write early with the caller's context error.
+func TestSinkWriteContextCancel(t *testing.T) {
+	c, failing := failingCluster(t)
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), DeliveryTimeout: 10 * time.Second})
+	if err := s.Write(context.Background(), records(5)); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Write(ctx, records(5))
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrDeliveryTimeout) || errors.Is(err, ErrGaveUp) {
+		t.Fatalf("got %v, want the caller's deadline", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("Write took %v after a 300ms caller deadline", el)
 	}
 }
