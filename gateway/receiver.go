@@ -190,7 +190,7 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 	for len(r.q) == 0 {
 		if r.closed {
 			r.mu.Unlock()
-			return b, errSourceClosed
+			return b, engine.ErrSourceClosed
 		}
 		r.mu.Unlock()
 		if timer == nil {

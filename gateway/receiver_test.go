@@ -170,7 +170,7 @@ func TestReceiverFailAllAndClose(t *testing.T) {
 		t.Fatalf("drain after close: %v, %d tokens", err, len(b.Tokens))
 	}
 	start := time.Now()
-	if _, err := r.RecvLimited(context.Background(), engine.RecvLimits{MaxRecords: 10}); !errors.Is(err, errSourceClosed) {
+	if _, err := r.RecvLimited(context.Background(), engine.RecvLimits{MaxRecords: 10}); !errors.Is(err, engine.ErrSourceClosed) {
 		t.Fatalf("receive after drain: %v, want source closed", err)
 	}
 	if time.Since(start) > 100*time.Millisecond {

@@ -39,6 +39,11 @@ var binary struct {
 func sluiceBinary(tb testing.TB) string {
 	tb.Helper()
 	binary.once.Do(func() {
+		// SLUICE_TEST_BINARY tests a prebuilt binary instead.
+		if bin := os.Getenv("SLUICE_TEST_BINARY"); bin != "" {
+			binary.path = bin
+			return
+		}
 		binary.path = filepath.Join(guests.dir, "sluice")
 		cmd := exec.Command("go", "build", "-o", binary.path, "./cmd/sluice")
 		cmd.Dir = repoRoot()

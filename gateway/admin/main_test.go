@@ -26,7 +26,7 @@ func repoRoot() string {
 }
 
 // guestPath returns the built module of guest name (building every guest
-// on first use): filter, route, redact, enrich, dropall, wrongabi.
+// on first use): filter, route, redact, dropall, wrongabi, trapper.
 func guestPath(tb testing.TB, name string) string {
 	tb.Helper()
 	guests.once.Do(func() { guests.err = buildGuests() })
@@ -53,6 +53,7 @@ func buildGuests() error {
 		{filepath.Join(root, "examples"), "./redact", "redact"},
 		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./dropall", "dropall"},
 		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./wrongabi", "wrongabi"},
+		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./trapper", "trapper"},
 	}
 	errs := make(chan error, len(jobs))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
