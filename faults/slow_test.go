@@ -1,0 +1,152 @@
+//go:build faults
+
+package faults
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestFaultSlowClients opens hundreds of hostile connections (bodies sent
+// a byte at a time, headers sent a byte at a time, connections that send
+// nothing) and measures that a normal client still gets its 200s within a
+// bound while they are open.
+func TestFaultSlowClients(t *testing.T) {
+	const (
+		slowBodies  = 200
+		slowHeaders = 100
+		idle        = 200
+		hold        = 10 * time.Second
+		drip        = 200 * time.Millisecond // one byte per drip per connection
+		bound       = 2 * time.Second        // a normal request's latency bound
+	)
+	c := newCluster(t)
+	p := startSluice(t, "--brokers", c.addr, "--memory-limit", "256MiB")
+
+	var (
+		wg                sync.WaitGroup
+		opened, closedBy  atomic.Int64 // connections opened; closed by the server while dripping
+		stop              = make(chan struct{})
+		conns             []net.Conn
+		connsMu           sync.Mutex
+		bodyHead          = fmt.Sprintf("POST /v1/events HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: 4096\r\n\r\n", p.http)
+		slowHeaderRequest = fmt.Sprintf("POST /v1/events HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nX-Slow: %s\r\n", p.http, strings.Repeat("s", 200))
+	)
+	dial := func() net.Conn {
+		conn, err := net.DialTimeout("tcp", p.http, 5*time.Second)
+		if err != nil {
+			t.Errorf("dial: %v", err)
+			return nil
+		}
+		opened.Add(1)
+		connsMu.Lock()
+		conns = append(conns, conn)
+		connsMu.Unlock()
+		return conn
+	}
+	dripper := func(conn net.Conn, prefix, trickle string) {
+		defer wg.Done()
+		if _, err := conn.Write([]byte(prefix)); err != nil {
+			closedBy.Add(1)
+			return
+		}
+		tk := time.NewTicker(drip)
+		defer tk.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+			if _, err := conn.Write([]byte{trickle[i%len(trickle)]}); err != nil {
+				closedBy.Add(1)
+				return
+			}
+		}
+	}
+	for range slowBodies {
+		if conn := dial(); conn != nil {
+			wg.Add(1)
+			go dripper(conn, bodyHead, `{"id":"slow","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`+"\n")
+		}
+	}
+	for range slowHeaders {
+		if conn := dial(); conn != nil {
+			wg.Add(1)
+			go dripper(conn, "", slowHeaderRequest)
+		}
+	}
+	for range idle {
+		dial()
+	}
+	t.Cleanup(func() {
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	time.Sleep(time.Second) // let every hostile connection be accepted
+
+	// The normal client: requests of 100 events, one after another.
+	var lat []time.Duration
+	statuses := map[int]int{}
+	acked := map[string]struct{}{}
+	start := time.Now()
+	for seq := 0; time.Since(start) < hold; seq++ {
+		var body strings.Builder
+		ids := make([]string, 0, 100)
+		for i := range 100 {
+			id := fmt.Sprintf("normal-%d-%d", seq, i)
+			ids = append(ids, id)
+			fmt.Fprintf(&body, `{"id":"%s","event":"click"}`+"\n", id)
+		}
+		t0 := time.Now()
+		code, resp, err := post(p.url("/v1/events"), "application/x-ndjson", nil, []byte(body.String()))
+		lat = append(lat, time.Since(t0))
+		statuses[code]++
+		if err != nil || code != http.StatusOK {
+			t.Errorf("normal request %d: %d %s %v", seq, code, resp, err)
+			continue
+		}
+		for _, id := range ids {
+			acked[id] = struct{}{}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	stillOpen := opened.Load() - closedBy.Load()
+	wg.Wait()
+
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
+	recs := readTopic(t, c.addr, topicEvents)
+	tl, lost := matchAcks(acked, recs)
+	t.Logf("slow clients: %d hostile connections (%d byte-a-time bodies, %d byte-a-time headers, %d idle), %d closed by the server within %v; normal client: %d requests, statuses %v, latency p50 %v p99 %v max %v; events acked %d, found %d, lost %d; peak RSS %s",
+		opened.Load(), slowBodies, slowHeaders, idle, closedBy.Load(), hold, len(lat), statuses,
+		q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond),
+		tl.acked, tl.found, tl.lost, mib(p.peakRSS()))
+	if opened.Load() < slowBodies+slowHeaders+idle {
+		t.Fatalf("only %d hostile connections opened", opened.Load())
+	}
+	if stillOpen < (slowBodies+slowHeaders)/2 {
+		t.Errorf("only %d dripping connections stayed open: the fault was not exercised", stillOpen)
+	}
+	if len(lat) < 20 {
+		t.Errorf("only %d normal requests completed in %v", len(lat), hold)
+	}
+	if q(0.99) > bound {
+		t.Errorf("normal client p99 %v over the %v bound while slow clients are open", q(0.99), bound)
+	}
+	if tl.lost > 0 {
+		t.Errorf("%d acknowledged events are not in Kafka, e.g. %q", tl.lost, lost)
+	}
+	p.checkServing(t, 10*time.Second)
+}
