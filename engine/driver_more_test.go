@@ -426,3 +426,47 @@ func TestParsedPathPassesRawRecords(t *testing.T) {
 		t.Fatalf("kinds %v, stats %+v, committed %d", kinds, d.Stats(), m.Committed())
 	}
 }
+
+// Parse dead letters are routed exactly once, whether the process stage
+// passes them on, appends to them, or drops them.
+func TestParsedDeadLettersCannotBeDropped(t *testing.T) {
+	for name, ret := range map[string]func(pb *engine.ParsedBatch[uint64]) engine.Batch[uint64]{
+		"carried": func(pb *engine.ParsedBatch[uint64]) engine.Batch[uint64] { return pb.Batch() },
+		"dropped": func(pb *engine.ParsedBatch[uint64]) engine.Batch[uint64] {
+			return engine.Batch[uint64]{Records: pb.Records}
+		},
+		"appended": func(pb *engine.ParsedBatch[uint64]) engine.Batch[uint64] {
+			b := pb.Batch()
+			b.DLQ = append(b.DLQ, engine.DLQEntry{Reason: "extra"})
+			return b
+		},
+		"new": func(pb *engine.ParsedBatch[uint64]) engine.Batch[uint64] {
+			return engine.Batch[uint64]{Records: pb.Records, DLQ: []engine.DLQEntry{{Reason: "extra"}}}
+		},
+	} {
+		m := newMem(t)
+		inject(t, m, `{"ok":1}`, `{bad`, `{bad`)
+		m.Close()
+		dlq := newMem(t)
+		d := newDriver(t, engine.Config{DLQPolicy: engine.DLQRoute, DLQ: dlq})
+		err := d.RunParsed(context.Background(), m, func(_ context.Context, pb *engine.ParsedBatch[uint64]) (engine.Batch[uint64], error) {
+			return ret(pb), nil
+		}, okSink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if name == "appended" || name == "new" {
+			want = 3
+		}
+		var parse int
+		for _, e := range dlq.DeadLetters() {
+			if e.Stage == "parse" {
+				parse++
+			}
+		}
+		if got := len(dlq.DeadLetters()); got != want || parse != 2 {
+			t.Fatalf("%s: routed %d dead letters (%d parse), want %d (2 parse)", name, got, parse, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unique"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/engine/codec"
 )
@@ -86,8 +87,9 @@ func (pb *ParsedBatch[T]) Batch() Batch[T] {
 }
 
 // ParsedProcessFunc is RunParsed's process stage. It returns the batch to
-// sink; its dead letters (pb.DLQ included, if it passes them on) are routed
-// before the commit. The driver restores the input tokens, as for
+// sink; its dead letters are routed before the commit, and so are the parse
+// failures in pb.DLQ whether or not it passes them on (pb.Batch() does, and
+// they are not routed twice). The driver restores the input tokens, as for
 // ProcessFunc.
 type ParsedProcessFunc[T any] func(ctx context.Context, pb *ParsedBatch[T]) (Batch[T], error)
 
@@ -111,7 +113,15 @@ func (d *Driver[T]) RunParsed(ctx context.Context, r Receiver[T], process Parsed
 			return b, err
 		}
 		values = pb.Values
-		return process(ctx, &pb)
+		parseDLQ := pb.DLQ
+		out, err := process(ctx, &pb)
+		if err != nil || len(parseDLQ) == 0 {
+			return out, err
+		}
+		// The parse dead letters are routed whether or not the process
+		// stage passed them on, and those it passed on are not added twice.
+		out.DLQ = withParseDLQ(out.DLQ, parseDLQ)
+		return out, nil
 	}
 	return d.loop(ctx, r, modeWhole, 0, pf, sink)
 }
@@ -145,4 +155,35 @@ func (d *Driver[T]) parseBlock(b Batch[T], values []codec.Value) (ParsedBatch[T]
 	}
 	clear(b.Records[len(keep):]) // drop references to records that left
 	return ParsedBatch[T]{Records: keep, Values: values, Tokens: b.Tokens, DLQ: b.DLQ, Interner: &d.in}, nil
+}
+
+// withParseDLQ returns dlq with every entry of parse that dlq does not carry
+// already prepended. An entry is carried when dlq holds one with the same
+// record bytes (same backing array and length) and reason.
+func withParseDLQ(dlq, parse []DLQEntry) []DLQEntry {
+	type key struct {
+		p      *byte
+		n      int
+		reason string
+	}
+	keyOf := func(e *DLQEntry) key {
+		return key{unsafe.SliceData(e.Record.Value), len(e.Record.Value), e.Reason}
+	}
+	carried := make(map[key]int, len(dlq))
+	for i := range dlq {
+		carried[keyOf(&dlq[i])]++
+	}
+	var missing []DLQEntry
+	for i := range parse {
+		k := keyOf(&parse[i])
+		if carried[k] > 0 {
+			carried[k]--
+			continue
+		}
+		missing = append(missing, parse[i])
+	}
+	if len(missing) == 0 {
+		return dlq
+	}
+	return append(missing, dlq...)
 }
