@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -52,7 +53,7 @@ type adminPoller struct {
 	samples []AdminSample
 }
 
-func startAdminPoller(adminURL, token string, every time.Duration, start time.Time) *adminPoller {
+func startAdminPoller(adminURL, token string, insecure bool, every time.Duration, start time.Time) *adminPoller {
 	p := &adminPoller{done: make(chan struct{})}
 	uri := strings.TrimRight(adminURL, "/")
 	if !strings.HasSuffix(uri, "/admin/budget") {
@@ -62,6 +63,9 @@ func startAdminPoller(adminURL, token string, every time.Duration, start time.Ti
 	go func() {
 		defer p.wg.Done()
 		c := &fasthttp.Client{Name: "sluice-load", MaxConnsPerHost: 2}
+		if insecure {
+			c.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+		}
 		defer c.CloseIdleConnections()
 		tk := time.NewTicker(every)
 		defer tk.Stop()

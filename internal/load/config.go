@@ -67,6 +67,9 @@ type Config struct {
 	EventsFile string
 	// Timeout bounds each request (connect, write, response). Default 10 s.
 	Timeout time.Duration
+	// Insecure skips TLS certificate verification for https URLs (test
+	// clusters with self-signed certificates). Default false.
+	Insecure bool
 	// AdminURL is the sluice admin listener (e.g. http://127.0.0.1:9090);
 	// when set, GET {AdminURL}/admin/budget is polled once a second.
 	AdminURL string
@@ -181,6 +184,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 	fs.Float64Var(&cfg.HeartbeatShare, "heartbeat-share", cfg.HeartbeatShare, "share of built-in events that are heartbeats")
 	fs.StringVar(&cfg.EventsFile, "events", "", "NDJSON `FILE` of events to send instead of the built-in event, cycled")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "skip TLS certificate verification (https)")
 	fs.StringVar(&cfg.AdminURL, "admin-url", "", "sluice admin `URL`; polls /admin/budget once a second")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer `TOKEN` for --admin-url")
 	fs.StringVar(&cfg.RecordAcks, "record-acks", "", "write the ids of the events of every request answered 200 to `FILE`")

@@ -67,6 +67,7 @@
 //	--heartbeat-share F       share of heartbeat events, 0–1 (default 0.1)
 //	--events FILE             NDJSON events to send instead of the built-in event
 //	--timeout D               per-request timeout (default 10s)
+//	--insecure                skip TLS certificate verification for https URLs
 //	--admin-url URL           sluice admin listener; GET /admin/budget once a second
 //	--admin-token TOKEN       bearer token for --admin-url
 //	--record-acks FILE        ids of the events of every request answered 200, one per line

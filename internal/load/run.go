@@ -3,6 +3,7 @@ package load
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +157,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		MaxIdemponentCallAttempts: 1, // never resend: a resent request would double-count
 		DisablePathNormalizing:    true,
 	}
+	if cfg.Insecure {
+		r.hc.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	}
 	defer r.hc.CloseIdleConnections()
 
 	r.start = time.Now()
@@ -184,7 +188,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		if every <= 0 {
 			every = time.Second
 		}
-		admin = startAdminPoller(cfg.AdminURL, cfg.AdminToken, every, r.start)
+		admin = startAdminPoller(cfg.AdminURL, cfg.AdminToken, cfg.Insecure, every, r.start)
 	}
 	stopProgress := make(chan struct{})
 	var progressDone sync.WaitGroup
