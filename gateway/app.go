@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/gateway/admin"
 	"github.com/sluicehq/sluice/gateway/kafka"
 	"github.com/sluicehq/sluice/governor"
 	"github.com/sluicehq/sluice/wasmhost"
@@ -334,23 +335,33 @@ func (a *App) startAdmin(context.Context) (func(context.Context) error, error) {
 		return nil, err
 	}
 	a.adminLn = ln
+	maxBody, errHandler := 32<<20, func(ctx *fasthttp.RequestCtx, err error) {
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			writeError(ctx, ErrBodyTooLarge, 0)
+			return
+		}
+		writeError(ctx, errors.Join(ErrInvalidJSON, err), 0)
+	}
+	if a.cfg.AdminToken != "" {
+		h, err := a.newAdminAPI()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		a.SetAdminHandler(h.ServeFastHTTP)
+		maxBody, errHandler = h.MaxRequestBodySize(), h.WriteServerError
+	}
 	a.admin = &fasthttp.Server{
 		Name:                         "sluice-admin",
 		Handler:                      a.serveAdmin,
-		MaxRequestBodySize:           32 << 20,
+		MaxRequestBodySize:           maxBody,
 		DisablePreParseMultipartForm: true,
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  60 * time.Second,
 		CloseOnShutdown:              true,
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				writeError(ctx, ErrBodyTooLarge, 0)
-				return
-			}
-			ctx.Error(err.Error(), fasthttp.StatusBadRequest)
-		},
-		Logger: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorHandler:                 errHandler,
+		Logger:                       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	done := make(chan struct{})
 	go func() {
@@ -364,6 +375,35 @@ func (a *App) startAdmin(context.Context) (func(context.Context) error, error) {
 		<-done
 		return err
 	}, nil
+}
+
+// newAdminAPI builds the admin REST API over the WASM host and the
+// governor, behind the admin token.
+func (a *App) newAdminAPI() (*admin.Handler, error) {
+	reg := admin.NewHostRegistry(a.host, a.TenantPipelines())
+	deps := admin.Deps{
+		Transforms: reg,
+		Pipelines:  reg,
+		Pressure:   a.gov.Pressure(),
+		Budget:     a.gov.Budget(),
+		Memory:     a.gov.Guard(),
+		Gate:       a.gov.Gate(),
+		Logger:     a.log.With("component", "admin"),
+	}
+	if hs := a.gov.Heap(); hs != nil {
+		deps.HeapBytes = func() uint64 { return uint64(max(hs.HeapBytes(), 0)) }
+	}
+	return admin.New(admin.Config{Token: a.cfg.AdminToken}, deps)
+}
+
+// TenantPipelines maps each configured tenant to the WASM host pipeline its
+// events run through ("" → the default pipeline).
+func (a *App) TenantPipelines() map[string]string {
+	m := map[string]string{"": wasmhost.DefaultPipeline}
+	for _, t := range a.cfg.Tenants {
+		m[t.Name] = pipelineName(t.Name)
+	}
+	return m
 }
 
 // SetAdminHandler sets the handler of every admin-listener path besides

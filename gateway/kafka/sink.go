@@ -307,6 +307,11 @@ func (s *Sink) produce(ctx context.Context, ws *writeState, dlq bool, bytes int6
 	return err
 }
 
+// Buffered returns the records the producer holds that Kafka has not
+// acknowledged yet; against Config.MaxBufferedRecords it is a measure of
+// downstream pressure.
+func (s *Sink) Buffered() int64 { return s.cl.BufferedProduceRecords() }
+
 // Flush waits until every buffered record is acknowledged or failed, or ctx
 // is done.
 func (s *Sink) Flush(ctx context.Context) error {

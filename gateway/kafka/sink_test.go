@@ -218,6 +218,15 @@ func TestSinkClosed(t *testing.T) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Write(context.Background(), records(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Buffered(); b != 0 {
+		t.Fatalf("%d records buffered after acknowledged writes", b)
+	}
 	s.Close()
 	s.Close()
 	if err := s.Write(context.Background(), records(1)); !errors.Is(err, ErrClosed) {
