@@ -470,3 +470,51 @@ func TestParsedDeadLettersCannotBeDropped(t *testing.T) {
 		}
 	}
 }
+
+// One driver may serve several run loops at once (over different
+// receivers); its counters add up.
+func TestConcurrentRunsShareADriver(t *testing.T) {
+	const loops, perLoop = 4, 300
+	d := newDriver(t, engine.Config{MaxRecords: 16, DLQPolicy: engine.DLQDiscardWithMetric})
+	var wg sync.WaitGroup
+	mems := make([]*memtransport.Transport, loops)
+	for i := range mems {
+		mems[i] = newMem(t)
+		wg.Add(1)
+		go func(m *memtransport.Transport) {
+			defer wg.Done()
+			err := d.RunParsed(context.Background(), m, func(_ context.Context, pb *engine.ParsedBatch[uint64]) (engine.Batch[uint64], error) {
+				pb.Intern("k")
+				return pb.Batch(), nil
+			}, okSink)
+			if err != nil {
+				t.Error(err)
+			}
+		}(mems[i])
+	}
+	for i := range perLoop {
+		for _, m := range mems {
+			v := `{"k":1}`
+			if i%10 == 0 {
+				v = `{bad`
+			}
+			inject(t, m, v)
+		}
+	}
+	for _, m := range mems {
+		m.Close()
+	}
+	wg.Wait()
+	s := d.Stats()
+	if s.RecordsIn != loops*perLoop || s.ParseErrors != loops*perLoop/10 || s.DLQDiscarded != s.ParseErrors || s.RecordsOut != s.RecordsIn-s.ParseErrors {
+		t.Fatalf("stats %+v", s)
+	}
+	for _, m := range mems {
+		if m.Committed() != perLoop-1 {
+			t.Fatalf("committed %d, want %d", m.Committed(), perLoop-1)
+		}
+	}
+	if d.Interner().Len() != 1 {
+		t.Fatalf("interner holds %d names", d.Interner().Len())
+	}
+}
