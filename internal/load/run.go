@@ -162,18 +162,19 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 	defer r.hc.CloseIdleConnections()
 
-	r.start = time.Now()
 	if cfg.Seed == 0 {
-		cfg.Seed = uint64(r.start.UnixNano())
+		cfg.Seed = uint64(time.Now().UnixNano())
 		r.cfg.Seed = cfg.Seed
 	}
 	if r.src == nil {
 		g := newBuiltinEvents(cfg.Seed, cfg.HeartbeatShare)
 		r.src = g
-		if int64(cfg.EventsPerRequest) < 1<<31/400 { // int32 offsets
+		if int64(cfg.EventsPerRequest) < 1<<31/1024 { // int32 offsets
 			r.pool = newBodyPool(g, &r.cfg)
 		}
 	}
+	// The schedule starts once everything is ready.
+	r.start = time.Now()
 	if cfg.Duration > 0 {
 		r.end = r.start.Add(cfg.Duration)
 	}
