@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -49,13 +50,13 @@ func BenchmarkSinkWrite(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			next := make(chan int, bc.writers)
-			var failed error
+			var failed atomic.Pointer[error]
 			done := make(chan struct{})
 			for w := range bc.writers {
 				go func() {
 					for range next {
-						if err := s.Write(context.Background(), batches[w]); err != nil && failed == nil {
-							failed = err
+						if err := s.Write(context.Background(), batches[w]); err != nil {
+							failed.CompareAndSwap(nil, &err)
 						}
 					}
 					done <- struct{}{}
@@ -69,8 +70,8 @@ func BenchmarkSinkWrite(b *testing.B) {
 				<-done
 			}
 			b.StopTimer()
-			if failed != nil {
-				b.Fatal(failed)
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
 		})
