@@ -1,0 +1,244 @@
+//go:build faults
+
+package faults
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// floodBody generates, without holding it, an NDJSON body of n events of
+// about eventSize bytes whose ids are "<prefix>-<i>".
+type floodBody struct {
+	prefix string
+	n, i   int
+	pad    string
+	buf    []byte
+}
+
+const floodEventPad = 3900
+
+func newFloodBody(prefix string, n int) *floodBody {
+	return &floodBody{prefix: prefix, n: n, pad: strings.Repeat("abcdefghij", floodEventPad/10)}
+}
+
+// line renders event i.
+func (b *floodBody) line(dst []byte, i int) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = append(dst, b.prefix...)
+	dst = append(dst, '-')
+	dst = strconv.AppendInt(dst, int64(i), 10)
+	dst = append(dst, `","event":"flood","pad":"`...)
+	dst = append(dst, b.pad...)
+	return append(dst, "\"}\n"...)
+}
+
+// size is the body's length in bytes.
+func (b *floodBody) size() int64 {
+	var n int64
+	var tmp []byte
+	for i := range b.n {
+		tmp = b.line(tmp[:0], i)
+		n += int64(len(tmp))
+	}
+	return n
+}
+
+func (b *floodBody) Read(p []byte) (int, error) {
+	for len(b.buf) == 0 {
+		if b.i == b.n {
+			return 0, io.EOF
+		}
+		b.buf = b.line(b.buf[:0], b.i)
+		b.i++
+	}
+	n := copy(p, b.buf)
+	b.buf = b.buf[n:]
+	return n, nil
+}
+
+// TestFaultMemoryFlood floods sluice, run with --memory-limit 128MiB, with
+// ten times what that limit allows: 320 connections each sending 4 MB
+// bodies back to back (1.28 GB offered at once). Peak RSS must stay under
+// twice the limit; the gate must latch and answer 503 with Retry-After;
+// /admin/budget must show the latch; nothing acknowledged may be lost and
+// the process must keep serving.
+func TestFaultMemoryFlood(t *testing.T) {
+	const (
+		limit    = 128 << 20
+		conns    = 320
+		perBody  = 1000 // events of about 3.9 KB: a body of about 3.9 MB
+		duration = 12 * time.Second
+	)
+	c := newCluster(t)
+	p := startSluice(t, "--brokers", c.addr, "--memory-limit", "128MiB")
+	bodySize := newFloodBody("f0-0", perBody).size()
+	t.Logf("flood: %d connections × %s bodies = %s offered at once against a %s limit",
+		conns, mib(bodySize), mib(conns*bodySize), mib(limit))
+
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+
+	var (
+		mu        sync.Mutex
+		ackedReqs []string // prefixes of acknowledged bodies
+		statuses  = map[int]int{}
+		errs      = map[string]int{}
+		noRetry   atomic.Int64 // 503s without Retry-After
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	for w := range conns {
+		wg.Go(func() {
+			for r := 0; ; r++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				prefix := fmt.Sprintf("f%d-%d", w, r)
+				body := newFloodBody(prefix, perBody)
+				req, _ := http.NewRequest(http.MethodPost, p.url("/v1/events"), body)
+				req.ContentLength = body.size()
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				resp, err := client.Do(req)
+				if err != nil {
+					mu.Lock()
+					errs[classify(err)]++
+					mu.Unlock()
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				if resp.StatusCode == http.StatusOK {
+					ackedReqs = append(ackedReqs, prefix)
+				}
+				mu.Unlock()
+				if resp.StatusCode == http.StatusServiceUnavailable {
+					if resp.Header.Get("Retry-After") == "" {
+						noRetry.Add(1)
+					}
+					time.Sleep(50 * time.Millisecond) // a flood does not honour Retry-After
+				}
+			}
+		})
+	}
+
+	// Watch the governor while the flood runs.
+	var (
+		latchedSeen, budgetOK int
+		budgetErr             error
+		latchedBy             = map[string]int{}
+		maxLevel              float64
+		maxRejections         uint64
+		metricsLatched        int
+	)
+	start := time.Now()
+	for time.Since(start) < duration {
+		if b, err := p.adminBudget(); err != nil {
+			budgetErr = err
+		} else {
+			budgetOK++
+			if b.Pressure != nil {
+				maxLevel = max(maxLevel, b.Pressure.Level)
+				if b.Pressure.Latched {
+					latchedSeen++
+					latchedBy[b.Pressure.LatchedBy]++
+				}
+			}
+			if b.Gate != nil {
+				maxRejections = max(maxRejections, b.Gate.Rejections)
+			}
+		}
+		if v, ok := p.metric("sluice_gate_latched"); ok && v == 1 {
+			metricsLatched++
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	tr.CloseIdleConnections()
+	peak := p.peakRSS()
+	p.checkServing(t, 30*time.Second)
+
+	acked := make(map[string]struct{}, len(ackedReqs)*perBody)
+	for _, prefix := range ackedReqs {
+		for i := range perBody {
+			acked[prefix+"-"+strconv.Itoa(i)] = struct{}{}
+		}
+	}
+	recs := readTopic(t, c.addr, topicEvents)
+	tl, lost := matchAcks(acked, recs)
+	t.Logf("flood: statuses %v, transport errors %v, 503 without Retry-After %d; /admin/budget polls ok %d (last error %v), latched in %d (by %v), max level %.2f, gate rejections %d; sluice_gate_latched=1 in %d polls; events acked %d, found %d, lost %d, duplicates %d; peak RSS %s (limit %s)",
+		statuses, errs, noRetry.Load(), budgetOK, budgetErr, latchedSeen, latchedBy, maxLevel, maxRejections, metricsLatched,
+		tl.acked, tl.found, tl.lost, tl.duplicates, mib(peak), mib(limit))
+	if peak <= 0 {
+		t.Fatal("no peak RSS reading")
+	}
+	if peak >= 2*limit {
+		t.Errorf("peak RSS %s, want under %s (twice --memory-limit)", mib(peak), mib(2*limit))
+	}
+	if statuses[http.StatusServiceUnavailable] == 0 {
+		t.Error("no 503 under a flood of ten times the memory limit")
+	}
+	if noRetry.Load() > 0 {
+		t.Errorf("%d 503s without Retry-After", noRetry.Load())
+	}
+	if statuses[http.StatusOK] == 0 {
+		t.Error("no request got 200 during the flood: sluice stopped serving")
+	}
+	if budgetOK == 0 {
+		t.Errorf("GET /admin/budget never answered: %v", budgetErr)
+	} else if latchedSeen == 0 {
+		t.Error("/admin/budget never showed the pressure latch during the flood")
+	}
+	if tl.lost > 0 {
+		t.Errorf("%d acknowledged events are not in Kafka, e.g. %q", tl.lost, lost)
+	}
+}
+
+// classify names a transport error for the report.
+func classify(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "reset"):
+		return "reset"
+	case strings.Contains(s, "refused"):
+		return "refused"
+	case strings.Contains(s, "EOF"), strings.Contains(s, "closed"), strings.Contains(s, "broken pipe"):
+		return "closed"
+	case strings.Contains(s, "Timeout"), strings.Contains(s, "timeout"):
+		return "timeout"
+	}
+	return "other"
+}
+
+// metric reads one unlabelled sample from the admin listener's /metrics.
+func (p *proc) metric(name string) (float64, bool) {
+	resp, err := httpClient.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
