@@ -36,6 +36,7 @@ type ingestServer struct {
 	bodies   [][]byte // raw (possibly compressed) bodies, when keepBodies
 	keep     bool
 	badJSON  int
+	arrivals []time.Time
 }
 
 func newIngestServer(tb testing.TB, script func(n int64) int) *ingestServer {
@@ -53,6 +54,7 @@ func newIngestServer(tb testing.TB, script func(n int64) int) *ingestServer {
 }
 
 func (s *ingestServer) handle(ctx *fasthttp.RequestCtx) {
+	arrived := time.Now()
 	n := s.n.Add(1) - 1
 	if s.delay > 0 {
 		time.Sleep(s.delay)
@@ -90,6 +92,7 @@ func (s *ingestServer) handle(ctx *fasthttp.RequestCtx) {
 	defer s.mu.Unlock()
 	s.requests++
 	s.events += len(lines)
+	s.arrivals = append(s.arrivals, arrived)
 	s.status[status]++
 	ctx.Request.Header.VisitAll(func(k, v []byte) { s.headers[string(k)] = string(v) })
 	if s.keep {
