@@ -97,7 +97,7 @@
 //	             "requests_limit", "gzip", "content_type", "seed", "heartbeat_share", "events_file"},
 //	  "requests": {"total", "ok", "per_second", "ok_per_second"},      // ok: answered 200
 //	  "events":   {"sent", "acked", "per_second"},                     // acked: in 200-answered requests; per_second: acked
-//	  "bytes":    {"sent", "uncompressed", "mb_per_second"},           // body bytes; sent is on the wire (gzipped with --gzip)
+//	  "bytes":    {"sent", "uncompressed", "mb_per_second"},           // body bytes of all requests; sent: as sent (gzipped with --gzip)
 //	  "latency_ms": {"count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"},
 //	  "status": {"200": n, "503": n, …},                               // "other" for codes outside 100–599
 //	  "errors": {"timeout": n, "connection": n, "other": n},           // requests without an answer

@@ -74,7 +74,8 @@ type EventStats struct {
 
 // ByteStats counts request body bytes.
 type ByteStats struct {
-	// Sent is body bytes on the wire (compressed with --gzip).
+	// Sent is the body bytes of every request sent, as sent (compressed
+	// with --gzip), including requests that failed.
 	Sent uint64 `json:"sent"`
 	// Uncompressed is body bytes before compression.
 	Uncompressed uint64  `json:"uncompressed"`
