@@ -14,11 +14,14 @@ type budgetJSON struct {
 	ByteBudget int64 `json:"byte_budget"`
 	RecordCap  int   `json:"record_cap"`
 	AIMD       struct {
-		Bytes       int64  `json:"bytes"`
-		Min         int64  `json:"min"`
-		Max         int64  `json:"max"`
-		Decreases   uint64 `json:"decreases"`
-		HardShrinks uint64 `json:"hard_shrinks"`
+		Bytes        int64   `json:"bytes"`
+		Min          int64   `json:"min"`
+		Max          int64   `json:"max"`
+		Increases    uint64  `json:"increases"`
+		Decreases    uint64  `json:"decreases"`
+		HardShrinks  uint64  `json:"hard_shrinks"`
+		Observations uint64  `json:"observations"`
+		LastUtil     float64 `json:"last_utilisation"`
 	} `json:"aimd"`
 	Pressure struct {
 		Level        float64 `json:"level"`
@@ -95,14 +98,18 @@ func TestE2EFloodLatchesAndRecovers(t *testing.T) {
 	var sawLatch, sawBudgetMove, sawMetricLatched bool
 	var latchedBy string
 	var rejections uint64
+	var last budgetJSON
+	var maxInflight int64
 	deadline := time.Now().Add(45 * time.Second)
 	for !(sawLatch && sawBudgetMove && sawMetricLatched && rejections > 0) {
 		if time.Now().After(deadline) {
-			t.Fatalf("under flood: latch %v (by %q), budget moved %v, metric latched %v, rejections %d; 200s %d, 503s %d",
-				sawLatch, latchedBy, sawBudgetMove, sawMetricLatched, rejections, ok200.Load(), rejected503.Load())
+			t.Fatalf("under flood: latch %v (by %q), budget moved %v, metric latched %v, rejections %d; 200s %d, 503s %d; max in flight %d; last %s",
+				sawLatch, latchedBy, sawBudgetMove, sawMetricLatched, rejections, ok200.Load(), rejected503.Load(), maxInflight, mustJSON(last))
 		}
 		var s budgetJSON
 		api.do(t, "GET", "/admin/budget", nil).want(t, 200, "budget").json(t, &s)
+		last = s
+		maxInflight = max(maxInflight, s.Memory.Inflight)
 		if s.Pressure.Latched && s.Pressure.LatchedBy != "" && s.Pressure.LatchedSince != nil && s.Gate.State == "held" {
 			sawLatch = true
 			latchedBy = s.Pressure.LatchedBy
