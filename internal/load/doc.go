@@ -46,7 +46,7 @@
 // --events FILE sends the lines of an NDJSON file instead, cycled in order
 // (event seq is line seq mod lines); blank lines are skipped and every line
 // must be valid JSON. With --record-acks every line needs a top-level "id"
-// (string or number).
+// (non-empty string or number).
 //
 // Bodies are NDJSON (one event per line) unless --content-type is
 // application/json, which sends a JSON array of the events.

@@ -24,6 +24,7 @@ type EventsFileError struct {
 	Err  error
 }
 
+// Error describes the file, the line and the cause.
 func (e *EventsFileError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("events file %s: %v", e.Path, e.Err)

@@ -15,13 +15,20 @@ import (
 // Rates are per second of the run's wall time (start to the last answer).
 // MB are 10^6 bytes.
 type Report struct {
-	URL             string       `json:"url"`
-	Started         time.Time    `json:"started"`
-	DurationSeconds float64      `json:"duration_seconds"`
-	Config          ReportConfig `json:"config"`
-	Requests        RequestStats `json:"requests"`
-	Events          EventStats   `json:"events"`
-	Bytes           ByteStats    `json:"bytes"`
+	// URL is the endpoint the run loaded.
+	URL string `json:"url"`
+	// Started is when the schedule started.
+	Started time.Time `json:"started"`
+	// DurationSeconds is the wall time from Started to the last answer.
+	DurationSeconds float64 `json:"duration_seconds"`
+	// Config echoes the run's settings.
+	Config ReportConfig `json:"config"`
+	// Requests counts requests.
+	Requests RequestStats `json:"requests"`
+	// Events counts events.
+	Events EventStats `json:"events"`
+	// Bytes counts body bytes.
+	Bytes ByteStats `json:"bytes"`
 	// Latency covers the requests that got an HTTP answer (any status),
 	// measured from the intended send time (open loop) or the actual send
 	// time (closed loop) to the end of the response.
@@ -40,7 +47,8 @@ type Report struct {
 	Admin []AdminSample `json:"admin,omitempty"`
 }
 
-// ReportConfig echoes the run's settings.
+// ReportConfig echoes the run's settings (see Config); Seed is the seed in
+// effect, also when it was chosen from the clock.
 type ReportConfig struct {
 	EventsPerRequest int     `json:"events_per_request"`
 	Connections      int     `json:"connections"`
@@ -66,10 +74,12 @@ type RequestStats struct {
 
 // EventStats counts events.
 type EventStats struct {
+	// Sent is the events of every request sent.
 	Sent uint64 `json:"sent"`
 	// Acked is the events of requests answered 200.
-	Acked     uint64  `json:"acked"`
-	PerSecond float64 `json:"per_second"` // acked events per second
+	Acked uint64 `json:"acked"`
+	// PerSecond is Acked per second of the run.
+	PerSecond float64 `json:"per_second"`
 }
 
 // ByteStats counts request body bytes.
@@ -78,12 +88,15 @@ type ByteStats struct {
 	// with --gzip), including requests that failed.
 	Sent uint64 `json:"sent"`
 	// Uncompressed is body bytes before compression.
-	Uncompressed uint64  `json:"uncompressed"`
-	MBPerSecond  float64 `json:"mb_per_second"`
+	Uncompressed uint64 `json:"uncompressed"`
+	// MBPerSecond is Sent in 10^6 bytes per second of the run.
+	MBPerSecond float64 `json:"mb_per_second"`
 }
 
-// LatencyStats are latency quantiles in milliseconds.
+// LatencyStats are latency statistics in milliseconds: min, mean and max are
+// exact, quantiles within the histogram's precision (see Histogram).
 type LatencyStats struct {
+	// Count is the number of requests measured (those answered).
 	Count uint64  `json:"count"`
 	Min   float64 `json:"min"`
 	Mean  float64 `json:"mean"`
@@ -95,7 +108,8 @@ type LatencyStats struct {
 }
 
 // Second is one second of the timeline: requests that completed in
-// [T, T+1) s after the start.
+// [T, T+1) s after the start. NonOK counts answers other than 200, Errors
+// requests without an answer; latency quantiles cover the answered ones.
 type Second struct {
 	T           int     `json:"t"`
 	Requests    uint64  `json:"requests"`
