@@ -55,7 +55,8 @@ func TestE2EAdminRoutes(t *testing.T) {
 	}{
 		{"garbage", "/admin/transforms/bad", []byte("definitely not wasm"), []string{"invalid transform module"}},
 		{"truncated", "/admin/transforms/bad", filter[:len(filter)/3], []string{"invalid transform module"}},
-		{"wrong abi", "/admin/transforms/bad", guestBytes(t, "wrongabi"), []string{"99", "1"}},
+		{"wrong abi", "/admin/transforms/bad", guestBytes(t, "wrongabi"), []string{"invalid transform module", "ABI", "2", "1"}},
+		{"forbidden import", "/admin/transforms/bad", guestBytes(t, "forbidden"), []string{"invalid transform module", "http_get"}},
 		{"bad name", "/admin/transforms/Bad.Name", filter, []string{"invalid transform name"}},
 		{"empty", "/admin/transforms/bad", []byte{}, []string{"empty body"}},
 	} {

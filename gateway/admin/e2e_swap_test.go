@@ -220,14 +220,14 @@ func TestE2ETrapsAndDeadLetters(t *testing.T) {
 	api := p.api
 	api.do(t, "PUT", "/admin/transforms/trapper", guestBytes(t, "trapper")).want(t, 201, "upload trapper")
 	var dr dryRunJSON
-	api.do(t, "POST", "/admin/transforms/trapper/test", []byte(`[{"event":"ok"},{"event":"boom"}]`)).want(t, 200, "test").json(t, &dr)
+	api.do(t, "POST", "/admin/transforms/trapper/test", []byte(`[{"event":"ok"},{"event":"boom","trap":true}]`)).want(t, 200, "test").json(t, &dr)
 	if dr.Summary.Kept != 1 || dr.Summary.DeadLettered != 1 || dr.Events[1].Decision != "dead_lettered" ||
 		!strings.Contains(dr.Events[1].Reason, "trap") || dr.Events[1].Stage != "trapper" {
 		t.Fatalf("trap dry-run: %s", mustJSON(dr))
 	}
 	api.do(t, "PUT", "/admin/pipeline", []byte(`{"transforms":["trapper"]}`)).want(t, 200, "pipeline")
 	before := p.metrics(t)
-	res, err := p.post([]byte("{\"event\":\"ok\",\"id\":\"a\"}\n{\"event\":\"boom\",\"id\":\"b\"}\n{not json\n{\"event\":\"ok\",\"id\":\"c\"}\n"), "application/x-ndjson")
+	res, err := p.post([]byte("{\"event\":\"ok\",\"id\":\"a\"}\n{\"event\":\"boom\",\"id\":\"b\",\"trap\":true}\n{not json\n{\"event\":\"ok\",\"id\":\"c\"}\n"), "application/x-ndjson")
 	if err != nil || res.code != 200 || res.accepted != 2 || res.dead != 2 {
 		t.Fatalf("ingest: %+v %v", res, err)
 	}

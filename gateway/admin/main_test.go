@@ -11,8 +11,8 @@ import (
 )
 
 // guests are the .wasm modules the tests upload, built once per test
-// binary from source: the example transforms and this package's test
-// guests (testdata/guests).
+// binary from source: the example transforms, this package's test guest
+// (testdata/guests/dropall) and the wasmhost's hostile guests.
 var guests struct {
 	dir  string
 	once sync.Once
@@ -26,7 +26,8 @@ func repoRoot() string {
 }
 
 // guestPath returns the built module of guest name (building every guest
-// on first use): filter, route, redact, dropall, wrongabi, trapper.
+// on first use): filter, route, redact, dropall, wrongabi, forbidden,
+// trapper.
 func guestPath(tb testing.TB, name string) string {
 	tb.Helper()
 	guests.once.Do(func() { guests.err = buildGuests() })
@@ -52,8 +53,10 @@ func buildGuests() error {
 		{filepath.Join(root, "examples"), "./route", "route"},
 		{filepath.Join(root, "examples"), "./redact", "redact"},
 		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./dropall", "dropall"},
-		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./wrongabi", "wrongabi"},
-		{filepath.Join(root, "gateway", "admin", "testdata", "guests"), "./trapper", "trapper"},
+		// The wasmhost's hostile test guests.
+		{filepath.Join(root, "wasmhost", "testdata", "guests"), "./wrongabi", "wrongabi"},
+		{filepath.Join(root, "wasmhost", "testdata", "guests"), "./forbidden", "forbidden"},
+		{filepath.Join(root, "wasmhost", "testdata", "guests"), "./trapper", "trapper"},
 	}
 	errs := make(chan error, len(jobs))
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
