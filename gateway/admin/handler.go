@@ -117,6 +117,9 @@ func (h *Handler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	case status >= 500:
 		h.log.Error("admin request failed", "method", method, "path", string(ctx.Path()),
 			"status", status, "err", err, "duration", time.Since(start))
+	case status == http.StatusUnauthorized:
+		h.log.Warn("admin request unauthorized", "method", method, "path", string(ctx.Path()),
+			"remote", ctx.RemoteAddr().String())
 	case method != http.MethodGet && method != http.MethodHead:
 		// Changes are logged (an audit trail of uploads, swaps, rollbacks).
 		h.log.Info("admin request", "method", method, "path", string(ctx.Path()),
