@@ -3,6 +3,7 @@ package load
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -204,4 +205,28 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 		cfg.ProgressInterval = 0
 	}
 	return cfg, o, cfg.Validate()
+}
+
+// describe summarises the run in one line for the operator.
+func (c *Config) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d connections, %d events/request", c.Connections, c.EventsPerRequest)
+	if c.Rate > 0 {
+		fmt.Fprintf(&b, ", %g req/s open loop", c.Rate)
+	} else {
+		b.WriteString(", closed loop")
+	}
+	if c.Requests > 0 {
+		fmt.Fprintf(&b, ", %d requests", c.Requests)
+	}
+	if c.Duration > 0 {
+		fmt.Fprintf(&b, ", up to %v", c.Duration)
+	}
+	if c.Gzip {
+		b.WriteString(", gzip")
+	}
+	if c.EventsFile != "" {
+		fmt.Fprintf(&b, ", events from %s", c.EventsFile)
+	}
+	return b.String()
 }

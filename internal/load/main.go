@@ -26,6 +26,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var progress io.Writer
 	if cfg.ProgressInterval > 0 {
 		progress = stderr
+		fmt.Fprintf(stderr, "sluice load: POST %s, %s\n", cfg.URL, cfg.describe())
 	}
 	rep, err := Run(ctx, cfg, progress)
 	if rep == nil {
