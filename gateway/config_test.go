@@ -116,3 +116,16 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleConfigLoads keeps examples/sluice.yaml in step with Config:
+// every key in it must be known.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := LoadConfig([]string{"--config", "../examples/sluice.yaml"},
+		func(k string) string { return map[string]string{"ACME_API_KEY": "acme-key"}[k] }, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Brokers) != 2 || cfg.Tenants[0].Keys[0] != "acme-key" || cfg.QueueBytes != 128<<20 || cfg.LogFormat != "json" {
+		t.Fatalf("example config read as %+v", cfg)
+	}
+}
