@@ -24,6 +24,7 @@ type series struct {
 	name  string // data-series attribute and legend label
 	color string
 	width float64 // stroke width
+	dash  string  // stroke-dasharray; "" for a solid line
 	xs    []float64
 	ys    []float64
 }
@@ -72,15 +73,15 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 	}
 	panels := []panel{
 		{id: "throughput", title: "Requests per second", unit: "req/s", series: []series{
-			{"requests", "#9ecae1", 4, xs, req}, {"ok", "#2ca02c", 1.5, xs, ok},
-			{"non_ok", "#ff7f0e", 1.5, xs, nonOK}, {"errors", "#d62728", 1.5, xs, errs},
+			{"requests", "#9ecae1", 4, "", xs, req}, {"ok", "#2ca02c", 1.5, "", xs, ok},
+			{"non_ok", "#ff7f0e", 1.5, "", xs, nonOK}, {"errors", "#d62728", 1.5, "", xs, errs},
 		}},
 		{id: "events", title: "Events acknowledged per second", unit: "events/s", series: []series{
-			{"events", "#9467bd", 1.5, xs, ev},
+			{"events", "#9467bd", 1.5, "", xs, ev},
 		}},
 		{id: "latency", title: "Latency (ms, by completion second)", unit: "ms", series: []series{
-			{"p50", "#2ca02c", 1.5, lx, p50}, {"p90", "#1f77b4", 1.5, lx, p90},
-			{"p99", "#ff7f0e", 1.5, lx, p99}, {"max", "#d62728", 1.5, lx, mx},
+			{"p50", "#2ca02c", 1.5, "", lx, p50}, {"p90", "#1f77b4", 1.5, "", lx, p90},
+			{"p99", "#ff7f0e", 1.5, "", lx, p99}, {"max", "#d62728", 1.5, "", lx, mx},
 		}},
 	}
 	if len(rep.Admin) > 0 {
@@ -117,10 +118,10 @@ func (rep *Report) WriteSVG(w io.Writer) error {
 		}
 		panels = append(panels,
 			panel{id: "budget", title: "Byte budget (MiB)", note: pollNote(failed, len(rep.Admin), firstErr), unit: "MiB", series: []series{
-				{"byte_budget", "#8c564b", 1.5, ax, budget},
+				{"byte_budget", "#8c564b", 1.5, "", ax, budget},
 			}},
-			panel{id: "pressure", title: "Pressure level, latch; shaded: gate held", unit: "level", yMax: 1,
-				series: []series{{"pressure", "#d62728", 1.5, ax, pressure}, {"latched", "#7f7f7f", 1, ax, latched}},
+			panel{id: "pressure", title: "Pressure level, latch (1 = latched); shaded: gate held", unit: "level", yMax: 1.2,
+				series: []series{{"pressure", "#d62728", 1.5, "", ax, pressure}, {"latched", "#7f7f7f", 1.5, "5 3", ax, latched}},
 				spans:  spans, spanID: "gate_held"},
 		)
 	}
@@ -193,8 +194,12 @@ func writePanel(w *bufio.Writer, p panel, top, xMax float64) {
 		for j := range s.xs {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", px(s.xs[j]), py(s.ys[j]))
 		}
-		fmt.Fprintf(w, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="%g" points="%s"/>`+"\n",
-			s.name, s.color, s.width, strings.TrimSpace(pts.String()))
+		dash := ""
+		if s.dash != "" {
+			dash = fmt.Sprintf(` stroke-dasharray="%s"`, s.dash)
+		}
+		fmt.Fprintf(w, `<polyline data-series="%s" fill="none" stroke="%s" stroke-width="%g"%s points="%s"/>`+"\n",
+			s.name, s.color, s.width, dash, strings.TrimSpace(pts.String()))
 		ly := top + 12 + float64(i)*16
 		fmt.Fprintf(w, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="3"/>`, right+10, ly-4, right+28, ly-4, s.color)
 		fmt.Fprintf(w, `<text x="%g" y="%g">%s</text>`+"\n", right+34, ly, esc(s.name))
