@@ -317,9 +317,15 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 			return nil, err
 		}
 	}
+	stored := h.Pipelines()
 	for _, t := range a.cfg.Tenants {
 		chain := t.Pipeline
 		if len(chain) == 0 {
+			if _, ok := stored[pipelineName(t.Name)]; ok {
+				// Set over the admin API and kept in the data folder: a
+				// restart does not undo it unless the config names a chain.
+				continue
+			}
 			chain = a.cfg.Pipeline
 		}
 		if err := h.SetPipeline(pipelineName(t.Name), chain); err != nil {
