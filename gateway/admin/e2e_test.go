@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,20 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// stop sends SIGTERM and waits for a clean exit.
+func (p *sluiceProc) stop(tb testing.TB) {
+	tb.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("sluice did not exit within 30s of SIGTERM:\n%s", tail(p.stderr.String(), 40))
+	}
+	if p.exitErr != nil {
+		tb.Fatalf("sluice exited with %v:\n%s", p.exitErr, tail(p.stderr.String(), 40))
+	}
+}
+
 // sluiceProc is a running sluice binary.
 type sluiceProc struct {
 	cmd         *exec.Cmd
@@ -99,13 +114,18 @@ type sluiceProc struct {
 }
 
 // startSluice runs `sluice run` against brokers with args, and waits until
-// both listeners are bound (the --ready-file names them).
+// both listeners are bound (the --ready-file names them). Without a
+// --data-dir in args it gets a fresh one.
 func startSluice(tb testing.TB, brokers string, args ...string) *sluiceProc {
 	tb.Helper()
 	bin := sluiceBinary(tb)
 	rf := filepath.Join(tb.TempDir(), "ready")
-	all := append([]string{"run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ready-file", rf,
-		"--brokers", brokers, "--admin-token", e2eToken, "--data-dir", tb.TempDir()}, args...)
+	all := []string{"run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ready-file", rf,
+		"--brokers", brokers, "--admin-token", e2eToken}
+	if !slices.Contains(args, "--data-dir") {
+		all = append(all, "--data-dir", tb.TempDir())
+	}
+	all = append(all, args...)
 	p := &sluiceProc{cmd: exec.Command(bin, all...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -176,7 +196,7 @@ func tail(s string, lines int) string {
 // newKafka starts an in-process kfake broker with the default topics.
 func newKafka(tb testing.TB) string {
 	tb.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events", "sluice.dlq", "events.click"), kfake.AllowAutoTopicCreation())
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events", "sluice.dlq", "events.click", "acme.events"), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -232,13 +252,16 @@ type ingestResult struct {
 	body                    string
 }
 
-// post sends one ingest request.
-func (p *sluiceProc) post(body []byte, contentType string) (ingestResult, error) {
+// post sends one ingest request; hdr alternates header names and values.
+func (p *sluiceProc) post(body []byte, contentType string, hdr ...string) (ingestResult, error) {
 	req, err := http.NewRequest("POST", "http://"+p.http+"/v1/events", bytes.NewReader(body))
 	if err != nil {
 		return ingestResult{}, err
 	}
 	req.Header.Set("Content-Type", contentType)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	res, err := ingestClient.Do(req)
 	if err != nil {
 		return ingestResult{}, err
