@@ -11,7 +11,7 @@
 //
 // Usage (from the module root):
 //
-//	go run ./internal/benchrun [-duration 20s] [-connections 64] [-events-per-request 100] [-markdown]
+//	go run ./internal/benchrun [-duration 20s] [-connections 64] [-events-per-request 100] [-pipeline filter,redact,route,enrich] [-modes discard,dev] [-markdown]
 //
 // The load generator runs on the same machine and competes for the same
 // cores; its own CPU time is printed too, so the figures can be read with
@@ -20,6 +20,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -52,6 +53,7 @@ type options struct {
 	perRequest  int
 	markdown    bool
 	modes       string
+	pipeline    string
 }
 
 func doMain(args []string, stdout, stderr io.Writer) int {
@@ -62,6 +64,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.connections, "connections", 64, "load connections (one request in flight each)")
 	fs.IntVar(&o.perRequest, "events-per-request", 100, "events per request")
 	fs.BoolVar(&o.markdown, "markdown", false, "also print the results as a Markdown table")
+	fs.StringVar(&o.pipeline, "pipeline", strings.Join(examples, ","), "the pipeline: example transforms, comma separated (\"\" for none, a pass-through baseline)")
 	fs.StringVar(&o.modes, "modes", "discard,dev", "runs, comma separated: discard (--sink discard) and dev (--dev, embedded Kafka)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -96,7 +99,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "end-to-end: sluice run + sluice load on one machine (%d CPUs, %s), pipeline %s, %d events/request, %d connections, %v per run\n",
-		runtime.NumCPU(), cpuModel(), strings.Join(examples, ","), o.perRequest, o.connections, o.duration)
+		runtime.NumCPU(), cpuModel(), cmp.Or(o.pipeline, "none"), o.perRequest, o.connections, o.duration)
 	var results []result
 	for _, mode := range strings.Split(o.modes, ",") {
 		mode = strings.TrimSpace(mode)
@@ -174,16 +177,20 @@ type loadReport struct {
 func benchOne(bin, transforms, tmp, mode string, sinkArgs []string, o options, stderr io.Writer) (result, error) {
 	r := result{mode: mode}
 	ready := filepath.Join(tmp, mode+".ready")
-	args := append([]string{"run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ready-file", ready,
-		"--transforms", transforms, "--pipeline", strings.Join(examples, ","), "--log-level", "warn"}, sinkArgs...)
+	args := []string{"run", "--http", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--ready-file", ready, "--log-level", "warn"}
+	if o.pipeline != "" {
+		args = append(args, "--transforms", transforms, "--pipeline", o.pipeline)
+	}
+	args = append(args, sinkArgs...)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		return r, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		select {
 		case <-exited:
@@ -219,9 +226,9 @@ func benchOne(bin, transforms, tmp, mode string, sinkArgs []string, o options, s
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
-		if err != nil {
-			fmt.Fprintf(stderr, "benchrun: %s: sluice exited with %v\n", mode, err)
+	case <-exited:
+		if waitErr != nil {
+			fmt.Fprintf(stderr, "benchrun: %s: sluice exited with %v\n", mode, waitErr)
 		}
 	case <-time.After(60 * time.Second):
 		return r, errors.New("sluice did not stop within 60s of SIGTERM")
@@ -249,7 +256,7 @@ func benchOne(bin, transforms, tmp, mode string, sinkArgs []string, o options, s
 }
 
 // waitReady waits for sluice's ready file and returns the ingest address.
-func waitReady(path string, exited <-chan error, d time.Duration) (string, error) {
+func waitReady(path string, exited <-chan struct{}, d time.Duration) (string, error) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(path); err == nil {
@@ -261,8 +268,8 @@ func waitReady(path string, exited <-chan error, d time.Duration) (string, error
 			return "", fmt.Errorf("ready file %q has no http address: %q", path, b)
 		}
 		select {
-		case err := <-exited:
-			return "", fmt.Errorf("sluice exited before listening: %v", err)
+		case <-exited:
+			return "", errors.New("sluice exited before listening")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
