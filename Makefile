@@ -26,7 +26,7 @@ transforms:
 
 ## run: start the gateway in dev mode with an embedded Kafka-protocol broker and the example pipeline
 run: build
-	$(BIN)/sluice run --dev --http $(HTTP_ADDR) --transforms $(BIN)/transforms --pipeline filter,redact,route,enrich
+	$(BIN)/sluice run --dev --http $(HTTP_ADDR) --data-dir $(BIN)/data --transforms $(BIN)/transforms --pipeline filter,redact,route,enrich
 
 ## test: every test, race detector on (the README's test command)
 test:
