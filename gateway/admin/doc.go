@@ -23,7 +23,7 @@
 //
 // # Routes
 //
-//	PUT    /admin/transforms/{name}           body: .wasm bytes (gzip ok) → 201 TransformInfo
+//	PUT    /admin/transforms/{name}           body: .wasm bytes (gzip ok) → 201 TransformInfo (200: same bytes as current)
 //	GET    /admin/transforms                  → 200 {"transforms": [TransformInfo...]}
 //	GET    /admin/transforms/{name}           → 200 TransformInfo | 404
 //	DELETE /admin/transforms/{name}           → 204 | 404 | 409 while a pipeline uses it

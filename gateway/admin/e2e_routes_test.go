@@ -1,12 +1,18 @@
 package admin_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sha(b []byte) string {
@@ -68,8 +74,25 @@ func TestE2EAdminRoutes(t *testing.T) {
 		}
 	}
 	api.do(t, "GET", "/admin/transforms/bad", nil).want(t, 404, "bad not stored")
-	// Over the 16 MiB default cap: 413.
+	// Over the 16 MiB default cap: 413 from the handler…
 	api.do(t, "PUT", "/admin/transforms/huge", bytes.Repeat([]byte{1}, 16<<20+1)).want(t, 413, "over cap").errMsg(t)
+	// …and from the listener, in the same JSON shape, for a body larger
+	// than it reads at all.
+	conn, err := net.Dial("tcp", p.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /admin/transforms/huge HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", e2eToken, 1<<30)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 413 || !bytes.Contains(rb, []byte(`"status":413`)) {
+		t.Fatalf("1 GiB Content-Length: %d %q (%v)", resp.StatusCode, rb, err)
+	}
 
 	// Upload.
 	var info transformJSON
@@ -77,6 +100,10 @@ func TestE2EAdminRoutes(t *testing.T) {
 	if info.Name != "filter" || info.Digest != sha(filter) || info.Size != int64(len(filter)) || info.Version != 1 ||
 		info.ABIVersion != 1 || !slices.Contains(info.Exports, "sluice_process") || len(info.UsedBy) != 0 {
 		t.Fatalf("upload: %s", mustJSON(info))
+	}
+	api.do(t, "PUT", "/admin/transforms/filter", filter).want(t, 200, "same bytes again").json(t, &info)
+	if info.Version != 1 {
+		t.Fatalf("same bytes made version %d", info.Version)
 	}
 	api.do(t, "PUT", "/admin/transforms/route", route).want(t, 201, "upload route")
 	api.do(t, "GET", "/admin/transforms/filter", nil).want(t, 200, "get").json(t, &info)

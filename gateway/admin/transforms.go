@@ -92,12 +92,18 @@ func (h *Handler) putTransform(ctx *fasthttp.RequestCtx, p Params) error {
 	}
 	c, cancel := context.WithTimeout(context.Background(), uploadTimeout)
 	defer cancel()
+	prev, prevErr := h.deps.Transforms.Get(c, name)
 	info, err := h.deps.Transforms.Put(c, name, module)
 	if err != nil {
 		return fmt.Errorf("transform %q: %w", name, err)
 	}
 	normalizeInfo(&info)
-	writeJSON(ctx, http.StatusCreated, info)
+	status := http.StatusCreated
+	if prevErr == nil && prev.Version == info.Version && prev.Digest == info.Digest {
+		// The current bytes again: nothing was created.
+		status = http.StatusOK
+	}
+	writeJSON(ctx, status, info)
 	return nil
 }
 
