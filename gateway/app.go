@@ -487,15 +487,30 @@ func (a *App) startIngest(context.Context) (func(context.Context) error, error) 
 		a.recv.Close()
 		shut := make(chan error, 1)
 		go func() { shut <- a.server.srv.ShutdownWithContext(ctx) }()
+		// Drained when the driver returned (queue closed and empty) or no
+		// request is left unanswered (e.g. the sink is down and the driver
+		// waits to restart).
 		deadline := time.NewTimer(a.cfg.ShutdownTimeout)
 		defer deadline.Stop()
-		select {
-		case <-a.driverDone:
-		case <-deadline.C:
-			n := a.recv.FailAll(ErrShuttingDown)
-			a.log.Warn("drain deadline passed: failed waiting requests", "requests", n)
-		case <-ctx.Done():
-			a.recv.FailAll(ErrShuttingDown)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+	drain:
+		for {
+			select {
+			case <-a.driverDone:
+				break drain
+			case <-tick.C:
+				if a.recv.Pending() == 0 {
+					break drain
+				}
+			case <-deadline.C:
+				n := a.recv.FailAll(ErrShuttingDown)
+				a.log.Warn("drain deadline passed: failed waiting requests", "requests", n)
+				break drain
+			case <-ctx.Done():
+				a.recv.FailAll(ErrShuttingDown)
+				break drain
+			}
 		}
 		err := <-shut
 		<-done
