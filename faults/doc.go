@@ -15,7 +15,9 @@
 //
 // The scenarios are:
 //
-//   - TestFaultKafkaOutage: produce fails for 10 s mid-load, then recovers.
+//   - TestFaultKafkaOutage: Kafka is unavailable for 10 s mid-load (every
+//     produce fails, or the broker is closed and restarted from its data
+//     directory on the same port), then recovers.
 //   - TestFaultMemoryFlood: a flood of ten times what --memory-limit allows;
 //     peak RSS stays under twice the limit, the gate latches and answers 503.
 //   - TestFaultHostileTransforms: guests that trap, loop forever or exhaust
