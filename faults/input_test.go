@@ -30,9 +30,10 @@ type hostileCase struct {
 	header  []string // extra "Name: value" lines
 	noKey   bool
 	body    []byte
-	want    []int  // accepted statuses (the first is the documented one)
-	counts  string // for 200: a substring of the counts the body must carry
-	noJSON  bool   // the answer need not be a JSON error (connection-level)
+	want    []int    // accepted statuses (the first is the documented one)
+	counts  string   // for 200: a substring of the counts the body must carry
+	ids     []string // for 200: the ids of the events accepted
+	noJSON  bool     // the answer need not be a JSON error (connection-level)
 	comment string
 }
 
@@ -91,13 +92,13 @@ func hostileCorpus(t testing.TB) []hostileCase {
 		{name: "bad escape", ctype: jsonCT, body: []byte(`{"id":"m4","s":"\q"}`), want: []int{400}},
 		{name: "not an object", ctype: jsonCT, body: []byte(`"just a string"`), want: []int{400}},
 		{name: "array of non-objects dead-lettered", ctype: jsonCT, body: []byte(`[1,"two",null]`), want: []int{200}, counts: `"dead_lettered":3`},
-		{name: "ndjson bad lines dead-lettered", ctype: ndjsonCT, body: []byte("{\"id\":\"n1\"}\n{broken\n\x00\x00\x00\n{\"id\":\"n2\"}\n"), want: []int{200}, counts: `"accepted":2`},
+		{name: "ndjson bad lines dead-lettered", ctype: ndjsonCT, body: []byte("{\"id\":\"n1\"}\n{broken\n\x00\x00\x00\n{\"id\":\"n2\"}\n"), want: []int{200}, counts: `"accepted":2`, ids: []string{"n1", "n2"}},
 		{name: "deep nesting (valid)", ctype: jsonCT, body: deepOK, want: []int{400}},
 		{name: "deep nesting (unclosed)", ctype: jsonCT, body: deepOpen, want: []int{400}},
-		{name: "deep nesting ndjson line", ctype: ndjsonCT, body: append(append([]byte(`{"id":"ok-next-to-deep"}`+"\n"), deepOK...), '\n'), want: []int{200}, counts: `"dead_lettered":1`},
-		{name: "huge string over the event cap", ctype: ndjsonCT, body: hugeString, want: []int{200}, counts: `"dead_lettered":1`},
+		{name: "deep nesting ndjson line", ctype: ndjsonCT, body: append(append([]byte(`{"id":"ok-next-to-deep"}`+"\n"), deepOK...), '\n'), want: []int{200}, counts: `"dead_lettered":1`, ids: []string{"ok-next-to-deep"}},
+		{name: "huge string over the event cap", ctype: ndjsonCT, body: hugeString, want: []int{200}, counts: `"dead_lettered":1`, ids: []string{"small"}},
 		{name: "body over the body cap", ctype: ndjsonCT, body: bytes.Repeat([]byte(`{"id":"big","pad":"`+strings.Repeat("y", 1000)+`"}`+"\n"), 5000), want: []int{413}},
-		{name: "invalid UTF-8 passes as bytes", ctype: jsonCT, body: []byte("{\"id\":\"utf\",\"s\":\"\xff\xfe\xc3\"}"), want: []int{200}, counts: `"accepted":1`},
+		{name: "invalid UTF-8 passes as bytes", ctype: jsonCT, body: []byte("{\"id\":\"utf\",\"s\":\"\xff\xfe\xc3\"}"), want: []int{200}, counts: `"accepted":1`, ids: []string{"utf"}},
 		{name: "NUL bytes in a string", ctype: jsonCT, body: []byte("{\"id\":\"nul\",\"s\":\"a\x00b\"}"), want: []int{400}},
 		{name: "NUL bytes only", ctype: jsonCT, body: []byte("\x00\x00\x00\x00"), want: []int{400}},
 		{name: "empty body", ctype: jsonCT, body: nil, want: []int{400}},
@@ -109,7 +110,7 @@ func hostileCorpus(t testing.TB) []hostileCase {
 		{name: "gzip bomb", ctype: ndjsonCT, header: []string{"Content-Encoding: gzip"}, body: bomb, want: []int{413}},
 		{name: "truncated gzip", ctype: ndjsonCT, header: []string{"Content-Encoding: gzip"}, body: truncated, want: []int{400}},
 		{name: "gzip header on plain body", ctype: jsonCT, header: []string{"Content-Encoding: gzip"}, body: []byte(`{"id":"plain"}`), want: []int{400}},
-		{name: "good gzip", ctype: ndjsonCT, header: []string{"Content-Encoding: gzip"}, body: good, want: []int{200}, counts: `"accepted":2`},
+		{name: "good gzip", ctype: ndjsonCT, header: []string{"Content-Encoding: gzip"}, body: good, want: []int{200}, counts: `"accepted":2`, ids: []string{"gz-1", "gz-2"}},
 		{name: "missing API key", noKey: true, ctype: jsonCT, body: []byte(`{"id":"nokey"}`), want: []int{401}},
 		{name: "wrong API key", noKey: true, header: []string{"Authorization: Bearer wrong"}, ctype: jsonCT, body: []byte(`{"id":"badkey"}`), want: []int{401}},
 		{name: "GET", method: http.MethodGet, want: []int{405}},
@@ -134,6 +135,7 @@ func TestFaultHostileInput(t *testing.T) {
 	c := newCluster(t)
 	p := startSluice(t, "--brokers", c.addr, "--memory-limit", "256MiB", "--api-key", inputKey)
 	var outcomes []string
+	acked := map[string]struct{}{}
 	for _, hc := range hostileCorpus(t) {
 		code, hdr, body, err := rawExchange(p.http, hc.request(p.http), hc.raw != nil && hc.want[0] == 0)
 		outcomes = append(outcomes, fmt.Sprintf("%s=%d", hc.name, code))
@@ -162,6 +164,9 @@ func TestFaultHostileInput(t *testing.T) {
 			if !strings.Contains(string(body), hc.counts) {
 				t.Errorf("%s: counts %s, want %s", hc.name, body, hc.counts)
 			}
+			for _, id := range hc.ids {
+				acked[id] = struct{}{}
+			}
 		default:
 			if msg, _ := m["error"].(string); msg == "" {
 				t.Errorf("%s: no \"error\" message in %.300s", hc.name, body)
@@ -180,6 +185,10 @@ func TestFaultHostileInput(t *testing.T) {
 	// their reasons: 3 non-objects, 2 bad NDJSON lines, 1 deep line, 1
 	// oversized event.
 	dlq := readTopic(t, c.addr, topicDLQ)
+	tl, lost := matchAcks(acked, readTopic(t, c.addr, topicEvents))
+	if tl.lost > 0 {
+		t.Errorf("%d acknowledged events are not in %s: %q", tl.lost, topicEvents, lost)
+	}
 	reasons := map[string]int{}
 	for _, r := range dlq {
 		if r.reason == "" {
@@ -190,7 +199,8 @@ func TestFaultHostileInput(t *testing.T) {
 	if len(dlq) < 7 {
 		t.Errorf("%d dead letters in %s, want at least 7", len(dlq), topicDLQ)
 	}
-	t.Logf("after the corpus: alive, serving; %d dead letters by reason %v; peak RSS %s", len(dlq), reasons, mib(p.peakRSS()))
+	t.Logf("after the corpus: alive, serving; events acked %d, found %d, lost %d; %d dead letters by reason %v; peak RSS %s",
+		tl.acked, tl.found, tl.lost, len(dlq), reasons, mib(p.peakRSS()))
 }
 
 // rawExchange writes req to a new connection and reads one response.
