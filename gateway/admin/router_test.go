@@ -503,3 +503,37 @@ func TestValidName(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// FuzzServe: whatever the method, path, token and body, the handler answers
+// with one of the API's statuses and, but for 204, a JSON body; an
+// unauthenticated request is always 401.
+func FuzzServe(f *testing.F) {
+	h := newTestHandler(f, Config{MaxUpload: 64, MaxSample: 64}, Deps{})
+	f.Add("GET", "/admin/transforms", testToken, []byte(nil))
+	f.Add("PUT", "/admin/transforms/a", testToken, []byte("\x00asm"))
+	f.Add("POST", "/admin/pipeline/test?tenant=acme", testToken, []byte(`[{"a":1}]`))
+	f.Add("PUT", "/admin/pipeline", testToken, []byte(`{"transforms":["x"]}`))
+	f.Add("DELETE", "/admin/transforms/..%2f", "", []byte(nil))
+	f.Add("GET", "//admin//budget/", testToken, []byte(nil))
+	allowed := map[int]bool{200: true, 201: true, 204: true, 400: true, 401: true, 404: true, 405: true, 409: true, 413: true}
+	f.Fuzz(func(t *testing.T, method, path, token string, body []byte) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod(method)
+		ctx.Request.SetRequestURI(path)
+		if token != "" {
+			ctx.Request.Header.Set("Authorization", "Bearer "+token)
+		}
+		ctx.Request.SetBody(body)
+		h.ServeFastHTTP(&ctx)
+		st := ctx.Response.StatusCode()
+		if !allowed[st] {
+			t.Fatalf("%s %q: status %d", method, path, st)
+		}
+		if strings.TrimSpace(token) != testToken && st != 401 {
+			t.Fatalf("%s %q with token %q: %d, want 401", method, path, token, st)
+		}
+		if st != 204 && !json.Valid(ctx.Response.Body()) {
+			t.Fatalf("%s %q: %d body %q is not JSON", method, path, st, ctx.Response.Body())
+		}
+	})
+}
