@@ -167,18 +167,19 @@ func (m *Metrics) TransformTrap(transform string) {
 }
 
 // reasonClass maps a dead letter's free-text reason and stage to a bounded
-// class for the reason label.
+// class for the reason label. Receiver reasons start with "parse error" or
+// "event too large"; the WASM host's trap reasons start with the trap kind
+// ("trap:", "deadline:", "oom:", "abort:"); anything else a transform said.
 func reasonClass(reason, stage string) string {
-	r := strings.ToLower(reason)
 	switch {
-	case strings.Contains(r, "too large"):
+	case strings.HasPrefix(reason, "event too large"):
 		return ReasonTooLarge
-	case strings.Contains(r, "deadline"), strings.Contains(r, "timeout"):
-		return ReasonDeadline
-	case strings.Contains(r, "trap"), strings.Contains(r, "unreachable"), strings.Contains(r, "out of memory"):
-		return ReasonTrap
-	case stage == "parse" || stage == "receiver" || strings.Contains(r, "parse") || strings.Contains(r, "json"):
+	case stage == "receiver" || stage == "parse" || strings.HasPrefix(reason, "parse error"):
 		return ReasonParseError
+	case strings.HasPrefix(reason, "deadline:"):
+		return ReasonDeadline
+	case strings.HasPrefix(reason, "trap:"), strings.HasPrefix(reason, "oom:"), strings.HasPrefix(reason, "abort:"):
+		return ReasonTrap
 	default:
 		return ReasonTransform
 	}
