@@ -240,3 +240,30 @@ func TestReceiverHammer(t *testing.T) {
 		t.Fatalf("queued %d, pending %d after the hammer", r.QueuedBytes(), r.Pending())
 	}
 }
+
+// BenchmarkReceiver measures enqueue + byte-capped receive + commit of
+// 66-record requests (per record, amortised).
+func BenchmarkReceiver(b *testing.B) {
+	r := NewReceiver(ReceiverConfig{QueueBytes: 1 << 30})
+	body := ndjsonBody(66)
+	ctx := context.Background()
+	lim := engine.RecvLimits{MaxRecords: 10_000, MaxBytes: 1 << 20}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		out := splitOut{tag: uint64(i), recs: make([]engine.Record, 0, 66)}
+		if err := split(body, kindNDJSON, &out); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Enqueue(newAck(uint64(i), &out, nil)); err != nil {
+			b.Fatal(err)
+		}
+		if i%16 == 15 {
+			for r.QueuedBytes() > 0 {
+				batch, _ := r.RecvLimited(ctx, lim)
+				_ = r.Commit(ctx, batch.Tokens)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*66), "ns/record")
+}

@@ -81,7 +81,8 @@ func countWhere(reqs []loadRequest, f func(loadRequest) bool) int {
 
 // TestE2ESwapAndRollbackUnderLoad uploads a transform, tests it, puts it in
 // the pipeline, then — while a concurrent client posts events with unique
-// ids — swaps in a new version that drops everything and rolls back. Every
+// ids — swaps in a new version that drops everything, rolls back, and swaps
+// the whole pipeline to a drop-everything chain and back. Every
 // acknowledged id is either in Kafka exactly once or was counted as dropped
 // in its request's answer; nothing is lost or duplicated across the swaps.
 // The metrics move by exactly the answered counts.
@@ -121,7 +122,15 @@ func TestE2ESwapAndRollbackUnderLoad(t *testing.T) {
 	if info.Version != 1 || info.Digest != sha(filter) {
 		t.Fatalf("rollback: %s", mustJSON(info))
 	}
-	l.waitFor(t, "traffic through v1 again", at, func(d []loadRequest) bool { return countWhere(d, kept) >= 20 })
+	at = l.waitFor(t, "traffic through v1 again", at, func(d []loadRequest) bool { return countWhere(d, kept) >= 20 })
+
+	// Swap whole pipelines too: to dropall (uploaded as its own
+	// transform), back to gate.
+	api.do(t, "PUT", "/admin/transforms/sink-hole", dropall).want(t, 201, "upload sink-hole")
+	api.do(t, "PUT", "/admin/pipeline", []byte(`{"transforms":["sink-hole"]}`)).want(t, 200, "pipeline → sink-hole")
+	at = l.waitFor(t, "requests dropped by the sink-hole pipeline", at, func(d []loadRequest) bool { return countWhere(d, allDropped) >= 10 })
+	api.do(t, "PUT", "/admin/pipeline", []byte(`{"transforms":["gate"]}`)).want(t, 200, "pipeline → gate")
+	l.waitFor(t, "traffic through gate again", at, func(d []loadRequest) bool { return countWhere(d, kept) >= 20 })
 	l.stop()
 	l.wg.Wait()
 
@@ -172,7 +181,7 @@ func TestE2ESwapAndRollbackUnderLoad(t *testing.T) {
 	if accepted != len(recs) || dropped == 0 || accepted == 0 {
 		t.Fatalf("accepted %d, dropped %d, Kafka has %d", accepted, dropped, len(recs))
 	}
-	t.Logf("%d requests, %d events: %d in Kafka, %d dropped by v2", acked, events, accepted, dropped)
+	t.Logf("%d requests, %d events: %d in Kafka, %d dropped by the drop-everything version and pipeline", acked, events, accepted, dropped)
 
 	// The metrics moved by exactly the answered counts.
 	after := p.metrics(t)
@@ -193,6 +202,7 @@ func TestE2ESwapAndRollbackUnderLoad(t *testing.T) {
 	}
 	for _, name := range []string{
 		`sluice_transform_calls_total{transform="gate"}`, `sluice_transform_duration_seconds_count{transform="gate"}`,
+		`sluice_transform_calls_total{transform="sink-hole"}`,
 		"sluice_sink_latency_seconds_count", "sluice_ingest_bytes_total",
 	} {
 		if delta(name) <= 0 {
