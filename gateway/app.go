@@ -89,9 +89,15 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	a := &App{cfg: cfg, log: logger, stdout: stdout, sinkHealth: governor.NewGauge("sink")}
 	a.recv = NewReceiver(ReceiverConfig{QueueBytes: cfg.queueBytes()})
 	guardLimit := int64(cfg.MemoryLimit) / 4
+	// The heap is measured against the explicit limit, else GOMEMLIMIT or
+	// the cgroup's limit (the governor's defaults).
+	var heapLimit int64
+	if cfg.MemoryLimitSet() {
+		heapLimit = int64(cfg.MemoryLimit)
+	}
 	gov, err := governor.New(governor.Config{
 		MemoryLimit: guardLimit,
-		HeapLimit:   int64(cfg.MemoryLimit),
+		HeapLimit:   heapLimit,
 		Budget: governor.BudgetConfig{
 			Max: min(16<<20, max(guardLimit/4, 256<<10)),
 			Min: 64 << 10,

@@ -293,7 +293,9 @@ func ParseSize(v string) (int64, error) {
 // stringList is a repeatable flag that also splits on commas.
 type stringList []string
 
+// String joins the values (flag.Value).
 func (l *stringList) String() string { return strings.Join(*l, ",") }
+// Set appends the comma-separated values of v (flag.Value).
 func (l *stringList) Set(v string) error {
 	for p := range strings.SplitSeq(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -36,8 +36,10 @@ func (a *App) runDriver(ctx context.Context) error {
 // driverObserver exports the driver's block measurements.
 type driverObserver struct{ m *Metrics }
 
+// ObserveBlock records the received block's bytes.
 func (o driverObserver) ObserveBlock(st engine.BlockStats) {
 	o.m.recvBlockBytes.Set(float64(st.Bytes))
 }
 
+// ObserveBudget is a no-op: the budget is read by a callback gauge.
 func (o driverObserver) ObserveBudget(engine.BudgetSample) {}

@@ -105,6 +105,9 @@ func TestE2EFloodLatchesAndRecovers(t *testing.T) {
 	var latchedBy string
 	var rejections uint64
 	var last budgetJSON
+	idleMetrics := p.metrics(t)
+	var maxRatio, maxMetricInflight float64
+	minMetricBudget := idleMetrics["sluice_byte_budget_bytes"]
 	var maxInflight int64
 	deadline := time.Now().Add(45 * time.Second)
 	for !(sawLatch && sawBudgetMove && sawMetricLatched && rejections > 0) {
@@ -131,14 +134,27 @@ func TestE2EFloodLatchesAndRecovers(t *testing.T) {
 			sawBudgetMove = true
 		}
 		rejections = max(rejections, s.Gate.Rejections)
-		if m := p.metrics(t); m["sluice_gate_latched"] == 1 {
+		m := p.metrics(t)
+		if m["sluice_gate_latched"] == 1 {
 			sawMetricLatched = true
 		}
+		maxRatio = max(maxRatio, m["sluice_pressure_ratio"])
+		maxMetricInflight = max(maxMetricInflight, m["sluice_memory_inflight_bytes"])
+		minMetricBudget = min(minMetricBudget, m["sluice_byte_budget_bytes"])
 		time.Sleep(20 * time.Millisecond)
 	}
 	stop.Store(true)
 	wg.Wait()
 
+	// The gauges moved with the flood.
+	if maxRatio < 0.65 || maxRatio <= idleMetrics["sluice_pressure_ratio"] {
+		t.Errorf("sluice_pressure_ratio peaked at %v under flood (idle %v)", maxRatio, idleMetrics["sluice_pressure_ratio"])
+	}
+	if maxMetricInflight <= 0 {
+		t.Errorf("sluice_memory_inflight_bytes stayed 0 under flood")
+	}
+	t.Logf("byte budget: idle %v, lowest seen %v; budget JSON at the end %s",
+		idleMetrics["sluice_byte_budget_bytes"], minMetricBudget, mustJSON(last.AIMD))
 	if rejected503.Load() == 0 || ok200.Load() == 0 || len(other) > 0 {
 		t.Fatalf("flood answers: %d 200s, %d 503s, %d transport errors, unexpected statuses %v",
 			ok200.Load(), rejected503.Load(), transportErrs.Load(), other)
