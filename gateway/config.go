@@ -295,6 +295,7 @@ type stringList []string
 
 // String joins the values (flag.Value).
 func (l *stringList) String() string { return strings.Join(*l, ",") }
+
 // Set appends the comma-separated values of v (flag.Value).
 func (l *stringList) Set(v string) error {
 	for p := range strings.SplitSeq(v, ",") {
