@@ -275,7 +275,16 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		},
 		OnTrap: func(name string, _ wasmhost.TrapKind) { a.m.TransformTrap(name) },
 	}
-	hc := wasmhost.Config{Logger: a.log.With("component", "wasmhost"), Hooks: hooks}
+	// A guest call is bounded by a deadline (an infinite loop is
+	// interrupted). Batches here hold up to driverMaxRecords records and
+	// share two cores with the front door and Kafka, so the per-record
+	// allowance is generous: a runaway guest still stops within ~2s.
+	hc := wasmhost.Config{
+		Logger:                a.log.With("component", "wasmhost"),
+		Hooks:                 hooks,
+		CallDeadline:          100 * time.Millisecond,
+		CallDeadlinePerRecord: 200 * time.Microsecond,
+	}
 	if a.cfg.DataDir != "" {
 		hc.DataDir = filepath.Join(a.cfg.DataDir, "wasm")
 	}

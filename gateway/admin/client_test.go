@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"encoding/json"
-	"net"
 	"testing"
 	"time"
 
@@ -147,4 +146,3 @@ func (d *dryRunJSON) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var _ net.Conn

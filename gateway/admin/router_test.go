@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +71,7 @@ func serveInMemory(tb testing.TB, h *Handler) *fasthttp.Client {
 		_ = srv.Shutdown()
 		<-done
 	})
-	return &fasthttp.Client{Dial: func(string) (netConn, error) { return ln.Dial() }}
+	return &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 }
 
 func newTestHandler(tb testing.TB, cfg Config, deps Deps) *Handler {
@@ -502,7 +502,10 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-var _ = http.StatusOK
+// quietLogger silences fasthttp's connection-error log in tests.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
 
 // FuzzServe: whatever the method, path, token and body, the handler answers
 // with one of the API's statuses and, but for 204, a JSON body; an

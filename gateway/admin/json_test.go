@@ -1,12 +1,6 @@
 package admin_test
 
-import (
-	"encoding/json"
-
-	"github.com/sluicehq/sluice/engine"
-)
-
-type engineRecord = engine.Record
+import "encoding/json"
 
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
