@@ -145,4 +145,3 @@ func (d *dryRunJSON) UnmarshalJSON(b []byte) error {
 	d.Summary.DeadLettered, d.Summary.FannedOut, d.Summary.RecordsOut = s.Summary.DeadLettered, s.Summary.FannedOut, s.Summary.RecordsOut
 	return nil
 }
-
