@@ -25,8 +25,9 @@
 //     dead-lettered with a reason and the rest flow.
 //   - TestFaultSIGTERMUnderLoad: SIGTERM while loaded; exit status 0 and no
 //     acknowledged event lost.
-//   - TestFaultSlowClients: slowloris bodies and idle connections do not
-//     starve a normal client.
+//   - TestFaultSlowClients: slowloris bodies and headers and idle
+//     connections do not starve a normal client; the read timeout ends the
+//     requests that never complete.
 //   - TestFaultHostileInput: a corpus of malformed requests, each answered
 //     with its documented status and a JSON error.
 //
