@@ -123,8 +123,8 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.markdown {
 		fmt.Fprintln(stdout)
-		fmt.Fprintln(stdout, "| sink | events/s | requests/s | p50 ms | p99 ms | non-200 | sluice CPU s / M events | load CPU s / M events | sluice peak RSS |")
-		fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(stdout, "| sink | events/s | requests/s | p50 ms | p99 ms | non-200 | sluice CPU s / M events | sluice cores in use | load CPU s / M events | sluice peak RSS |")
+		fmt.Fprintln(stdout, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, r := range results {
 			fmt.Fprintln(stdout, r.markdownRow())
 		}
@@ -141,19 +141,21 @@ type result struct {
 	nonOK         uint64
 	cpuPerMillion float64 // sluice CPU seconds per million acked events
 	loadPerMil    float64 // load generator CPU seconds per million acked events
+	cores         float64 // sluice CPU seconds per second of the run: cores in use
+	loadAvg       string  // the machine's 1-minute load average before the run
 	peakRSS       int64
 	acked         uint64
 }
 
 func (r result) line() string {
-	return fmt.Sprintf("%-8s %10.0f events/s  %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  non-200 %d  sluice CPU %.2f s/M events  load CPU %.2f s/M events  peak RSS %.1f MiB  (%d events acked)",
-		r.mode, r.events, r.requests, r.p50, r.p99, r.nonOK, r.cpuPerMillion, r.loadPerMil, float64(r.peakRSS)/(1<<20), r.acked)
+	return fmt.Sprintf("%-8s %10.0f events/s  %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  non-200 %d  sluice CPU %.2f s/M events (%.2f cores)  load CPU %.2f s/M events  peak RSS %.1f MiB  (%d events acked; load average before %s)",
+		r.mode, r.events, r.requests, r.p50, r.p99, r.nonOK, r.cpuPerMillion, r.cores, r.loadPerMil, float64(r.peakRSS)/(1<<20), r.acked, r.loadAvg)
 }
 
 func (r result) markdownRow() string {
 	sink := map[string]string{"discard": "`--sink discard`", "dev": "`--dev` (embedded kfake)"}[r.mode]
-	return fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %d | %.2f | %.2f | %.1f MiB |",
-		sink, r.events, r.requests, r.p50, r.p99, r.nonOK, r.cpuPerMillion, r.loadPerMil, float64(r.peakRSS)/(1<<20))
+	return fmt.Sprintf("| %s | %.0f | %.0f | %.2f | %.2f | %d | %.2f | %.2f | %.2f | %.1f MiB |",
+		sink, r.events, r.requests, r.p50, r.p99, r.nonOK, r.cpuPerMillion, r.cores, r.loadPerMil, float64(r.peakRSS)/(1<<20))
 }
 
 // loadReport is the part of `sluice load --json` read here.
@@ -208,12 +210,14 @@ func benchOne(bin, transforms, tmp, mode string, sinkArgs []string, o options, s
 	if err != nil {
 		return r, err
 	}
+	wall0 := time.Now()
 	report := filepath.Join(tmp, mode+".json")
 	load := exec.Command(bin, "load", "--url", "http://"+httpAddr+"/v1/events", "--quiet",
 		"--events-per-request", strconv.Itoa(o.perRequest), "--connections", strconv.Itoa(o.connections),
 		"--duration", o.duration.String(), "--seed", "42", "--json", report)
 	load.Stdout, load.Stderr = io.Discard, stderr
-	fmt.Fprintf(stderr, "benchrun: %s: loading for %v …\n", mode, o.duration)
+	r.loadAvg = loadAverage()
+	fmt.Fprintf(stderr, "benchrun: %s: loading for %v (1-minute load average before: %s) …\n", mode, o.duration, r.loadAvg)
 	if err := load.Run(); err != nil {
 		return r, fmt.Errorf("sluice load: %w", err)
 	}
@@ -221,6 +225,7 @@ func benchOne(bin, transforms, tmp, mode string, sinkArgs []string, o options, s
 	if err != nil {
 		return r, err
 	}
+	r.cores = (cpu1 - cpu0) / time.Since(wall0).Seconds()
 	r.peakRSS = peakRSS(pid)
 	loadCPU := (load.ProcessState.UserTime() + load.ProcessState.SystemTime()).Seconds()
 
@@ -315,6 +320,19 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// loadAverage returns the 1-minute load average (/proc/loadavg): other
+// work on the machine skews every figure, and this shows how much there was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "unknown"
 }
 
 // cpuModel returns the first "model name" of /proc/cpuinfo.
