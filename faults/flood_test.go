@@ -16,7 +16,8 @@ import (
 )
 
 // floodBody generates, without holding it, an NDJSON body of n events of
-// about eventSize bytes whose ids are "<prefix>-<i>".
+// about floodEventPad bytes whose ids are "<prefix>-<i>": hundreds of
+// flooding connections cost the test next to no memory.
 type floodBody struct {
 	prefix string
 	n, i   int
@@ -24,6 +25,7 @@ type floodBody struct {
 	buf    []byte
 }
 
+// floodEventPad is the padding of each flood event in bytes.
 const floodEventPad = 3900
 
 func newFloodBody(prefix string, n int) *floodBody {
