@@ -618,7 +618,11 @@ func (a *App) printDevBanner() {
 		fmt.Fprintf(&b, "  dlq:     kcat -b %s -C -t %s -o beginning -f '%%h %%s\\n'\n", a.broker.Addr(), a.cfg.DLQTopic)
 	}
 	b.WriteString("\n")
-	_, _ = io.WriteString(a.stdout, b.String())
+	w := a.stdout
+	if a.cfg.Sink == SinkStdout {
+		w = os.Stderr // keep stdout pure NDJSON
+	}
+	_, _ = io.WriteString(w, b.String())
 }
 
 // hostPort makes a listen address usable in a URL (":8080" → "127.0.0.1:8080").
