@@ -61,7 +61,11 @@ func runOutage(t *testing.T, brokers string, down, up func(), addr func() string
 		time.Sleep(250 * time.Millisecond)
 	}
 	up()
-	t.Logf("Kafka was unavailable for %v", time.Since(start).Round(time.Millisecond))
+	back := time.Now()
+	t.Logf("Kafka was unavailable for %v", back.Sub(start).Round(time.Millisecond))
+	// How long until a new request is acknowledged again.
+	p.checkServing(t, 30*time.Second)
+	t.Logf("first 200 after Kafka came back: %v", time.Since(back).Round(time.Millisecond))
 
 	rep, acked := l.wait(t, 90*time.Second)
 	p.checkServing(t, 30*time.Second)

@@ -164,11 +164,11 @@ func TestFaultSlowClients(t *testing.T) {
 	q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
 	recs := readTopic(t, c.addr, topicEvents)
 	tl, lost := matchAcks(acked, recs)
-	t.Logf("slow clients: %d hostile connections (%d byte-a-time bodies, %d byte-a-time headers, %d idle); %d dripping connections still open after %v; %d of %d dripping connections closed by the server, the last after %v; %d of %d idle connections closed by the server; normal client: %d requests over %v, statuses %v, latency p50 %v p99 %v max %v; events acked %d, found %d, lost %d; peak RSS %s",
+	t.Logf("slow clients: %d hostile connections (%d byte-a-time bodies, %d byte-a-time headers, %d idle); %d dripping connections still open after %v; %d of %d dripping connections closed by the server, the last after %v; %d of %d idle connections closed by the server; normal client: %d requests over %v, statuses %v, latency p50 %v p99 %v max %v; events acked %d, found %d, lost %d, duplicates %d; peak RSS %s",
 		opened.Load(), slowBodies, slowHeaders, idle, stillOpenAtMin, minHold, closedBy.Load(), dripping, time.Duration(lastClose.Load()).Round(time.Millisecond),
 		idleClosed.Load(), idle, len(lat), time.Since(start).Round(time.Millisecond), statuses,
 		q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond),
-		tl.acked, tl.found, tl.lost, mib(p.peakRSS()))
+		tl.acked, tl.found, tl.lost, tl.duplicates, mib(p.peakRSS()))
 	if opened.Load() < slowBodies+slowHeaders+idle {
 		t.Fatalf("only %d hostile connections opened", opened.Load())
 	}
