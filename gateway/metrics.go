@@ -12,28 +12,27 @@ import (
 // Metric names. They are an interface (dashboards and alerts depend on
 // them): every metric sluice exports is defined here.
 const (
-	MetricIngestRequests     = "sluice_ingest_requests_total"             // {code}: answered ingest requests by HTTP status
-	MetricIngestEvents       = "sluice_ingest_events_total"               // events accepted into the queue
-	MetricIngestBytes        = "sluice_ingest_bytes_total"                // body bytes (decompressed) accepted into the queue
-	MetricGateRejections     = "sluice_gate_rejections_total"             // {source}: 503s by the pressure source that latched
-	MetricGateLatched        = "sluice_gate_latched"                      // 1 while the inbound gate holds
-	MetricByteBudget         = "sluice_byte_budget_bytes"                 // the AIMD byte budget
-	MetricRecvBlockBytes     = "sluice_recv_block_bytes"                  // bytes of the last received block
-	MetricPressureRatio      = "sluice_pressure_ratio"                    // unified pressure level in [0, 1]
-	MetricMemoryInflight     = "sluice_memory_inflight_bytes"             // bytes leased from the MemoryGuard
-	MetricTransformCalls     = "sluice_transform_calls_total"             // {transform}: guest calls
-	MetricTransformDuration  = "sluice_transform_duration_seconds"        // {transform}: guest call duration
-	MetricTransformTraps     = "sluice_transform_traps_total"             // {transform}: traps, deadlines, guest OOMs
-	MetricEventsDropped      = "sluice_events_dropped_total"              // events dropped by transforms
-	MetricDLQEvents          = "sluice_dlq_events_total"                  // {reason}: dead letters by reason class
-	MetricSinkRecords        = "sluice_sink_records_total"                // records the sink accepted
-	MetricSinkErrors         = "sluice_sink_errors_total"                 // failed sink writes
-	MetricSinkLatency        = "sluice_sink_latency_seconds"              // sink write latency (Prometheus histogram)
-	MetricSinkHealthy        = "sluice_sink_healthy"                      // 1 when the sink is healthy
-	MetricDriverRestarts     = "sluice_driver_restarts_total"             // driver restarts after a terminal error
-	MetricQueueBytes         = "sluice_queue_bytes"                       // bytes waiting in the receive queue
-	MetricIngestAckLatency   = "sluice_ingest_ack_latency_seconds"        // time from enqueue to ack of 200 requests
-	MetricIngestRequestBytes = "sluice_ingest_request_body_bytes_current" // bytes of bodies between read and ack
+	MetricIngestRequests    = "sluice_ingest_requests_total"      // {code}: answered ingest requests by HTTP status
+	MetricIngestEvents      = "sluice_ingest_events_total"        // events accepted into the queue
+	MetricIngestBytes       = "sluice_ingest_bytes_total"         // body bytes (decompressed) accepted into the queue
+	MetricGateRejections    = "sluice_gate_rejections_total"      // {source}: 503s by the pressure source that latched
+	MetricGateLatched       = "sluice_gate_latched"               // 1 while the inbound gate holds
+	MetricByteBudget        = "sluice_byte_budget_bytes"          // the AIMD byte budget
+	MetricRecvBlockBytes    = "sluice_recv_block_bytes"           // bytes of the last received block
+	MetricPressureRatio     = "sluice_pressure_ratio"             // unified pressure level in [0, 1]
+	MetricMemoryInflight    = "sluice_memory_inflight_bytes"      // bytes leased from the MemoryGuard
+	MetricTransformCalls    = "sluice_transform_calls_total"      // {transform}: guest calls
+	MetricTransformDuration = "sluice_transform_duration_seconds" // {transform}: guest call duration
+	MetricTransformTraps    = "sluice_transform_traps_total"      // {transform}: traps, deadlines, guest OOMs
+	MetricEventsDropped     = "sluice_events_dropped_total"       // events dropped by transforms
+	MetricDLQEvents         = "sluice_dlq_events_total"           // {reason}: dead letters by reason class
+	MetricSinkRecords       = "sluice_sink_records_total"         // records the sink accepted
+	MetricSinkErrors        = "sluice_sink_errors_total"          // failed sink writes
+	MetricSinkLatency       = "sluice_sink_latency_seconds"       // sink write latency (Prometheus histogram)
+	MetricSinkHealthy       = "sluice_sink_healthy"               // 1 when the sink is healthy
+	MetricDriverRestarts    = "sluice_driver_restarts_total"      // driver restarts after a terminal error
+	MetricQueueBytes        = "sluice_queue_bytes"                // bytes waiting in the receive queue
+	MetricIngestAckLatency  = "sluice_ingest_ack_latency_seconds" // time from enqueue to ack of 200 requests
 )
 
 // DLQ reason classes: the bounded label values of sluice_dlq_events_total.
