@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -57,6 +58,16 @@ func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 		}
 		if len(parent) < 2 || parent[0] != '{' || parent[len(parent)-1] != '}' {
 			return nil, errNotObject
+		}
+		for _, seg := range segs[k:] {
+			if isDigits(seg) {
+				// An index segment addresses an array element: there is
+				// no key to create.
+				return nil, errNotObject
+			}
+			if !utf8.ValidString(seg) {
+				return nil, fmt.Errorf("%w: key %q is not valid UTF-8", codec.ErrBadPath, seg)
+			}
 		}
 		// Build `"seg_k":{"seg_k+1":…val…}`.
 		ins := make([]byte, 0, len(val)+16*(len(segs)-k)+1)
@@ -133,6 +144,15 @@ func openingQuote(doc []byte, end int) int {
 		}
 	}
 	return -1
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

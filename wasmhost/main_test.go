@@ -41,6 +41,13 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	if cache := os.Getenv(precompileEnv); cache != "" {
+		if err := precompileHere(os.Getenv("GUESTS"), cache); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "wasmhost-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -49,6 +56,10 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	guestDir, cacheDir = filepath.Join(dir, "guests"), filepath.Join(dir, "cache")
 	if err := buildGuests(guestDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := precompile(guestDir, cacheDir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -87,6 +98,65 @@ func buildGuests(out string) error {
 	if len(errs) > 0 {
 		return errs[0]
 	}
+	return nil
+}
+
+// precompileEnv names the cache directory when the test binary runs only
+// to fill the compilation cache (see precompile).
+const precompileEnv = "WASMHOST_TEST_PRECOMPILE"
+
+// precompile fills the compilation cache with every guest. Under -race
+// wazero's compiler is about 30 times slower (10–30 s per Go guest), so a
+// race build runs a normal build of this same test binary to compile them:
+// the cache key (module, wazero version, CPU) does not depend on the build
+// mode, and a test binary reports the same wazero version either way.
+func precompile(guests, cache string) error {
+	if !raceEnabled {
+		return nil // compiled on first use, as fast as here
+	}
+	bin := filepath.Join(filepath.Dir(cache), "precompile.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, ".")
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build precompiler: %v\n%s", err, b)
+	}
+	run := exec.Command(bin, "-test.run=^$")
+	run.Env = append(os.Environ(), precompileEnv+"="+cache, "GUESTS="+guests)
+	if b, err := run.CombinedOutput(); err != nil {
+		return fmt.Errorf("precompile: %v\n%s", err, b)
+	}
+	return nil
+}
+
+// precompileHere compiles every guest of dir into cache, two at a time.
+func precompileHere(dir, cache string) error {
+	ctx := context.Background()
+	h, err := New(ctx, Config{CacheDir: cache, Logger: quietLog})
+	if err != nil {
+		return err
+	}
+	defer h.Close(ctx)
+	wasm, err := filepath.Glob(filepath.Join(dir, "*.wasm"))
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for _, path := range wasm {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return
+			}
+			v := h.newVersion(filepath.Base(path), versionMeta{}, b, &counters{})
+			v.compile(ctx)
+			v.close()
+		}()
+	}
+	wg.Wait()
 	return nil
 }
 

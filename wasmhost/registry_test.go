@@ -122,7 +122,7 @@ func TestDeleteInUse(t *testing.T) {
 func TestRestartRestoresTransformsAndPipelines(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	h1, err := New(ctx, Config{DataDir: dir, Logger: quietLog})
+	h1, err := New(ctx, Config{DataDir: dir, CacheDir: cacheDir, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRestartRestoresTransformsAndPipelines(t *testing.T) {
 	}
 
 	start := time.Now()
-	h2 := newHost(t, Config{DataDir: dir, CacheDir: filepath.Join(dir, "cache")}) // warm from h1
+	h2 := newHost(t, Config{DataDir: dir})
 	t.Logf("restart with 2 transforms: %v", time.Since(start))
 	list := h2.List()
 	if len(list) != 2 || list[0].Name != "enrich" || list[1].Name != "t" || list[1].Version != 1 {

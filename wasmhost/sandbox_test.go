@@ -219,7 +219,7 @@ func TestDeadlineInterruptsInfiniteLoop(t *testing.T) {
 }
 
 func TestGuestOutOfMemory(t *testing.T) {
-	h := newHost(t, Config{MemoryLimit: 16 << 20, IsolateTraps: -1})
+	h := newHost(t, Config{MemoryLimit: 16 << 20, IsolateTraps: -1, CallDeadline: 5 * time.Second})
 	addGuests(t, h, "hog")
 	out, dlq := process(t, h, "p", []string{"hog"}, `{"id":1}`, `{"hog":true}`)
 	if len(out) != 0 {
