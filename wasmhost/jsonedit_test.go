@@ -29,9 +29,9 @@ func TestJSONSet(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ doc, path string }{
-		{`{"a":1}`, "a.b"},    // parent is a number
-		{`{"a":[1]}`, "a.5"},  // missing array index
-		{`[1,2]`, "x"},        // root is not an object
+		{`{"a":1}`, "a.b"},   // parent is a number
+		{`{"a":[1]}`, "a.5"}, // missing array index
+		{`[1,2]`, "x"},       // root is not an object
 		{`{"a":"s"}`, "a.b.c"},
 	} {
 		if _, err := jsonSet([]byte(tc.doc), codec.MustParsePath(tc.path), []byte(`1`)); !errors.Is(err, errNotObject) {
