@@ -1,12 +1,14 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -184,4 +186,37 @@ func BenchmarkIngest(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*66)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestRejectedStreamedBodyIsDrained sends a rejected request whose body is
+// far past fasthttp's own drain limit, then a second request on the same
+// connection: the first answer must be readable (a client still sending
+// must not see a reset) and the connection must stay usable.
+func TestRejectedStreamedBodyIsDrained(t *testing.T) {
+	app := startApp(t, io.Discard, "--sink", "discard", "--api-key", "k1")
+	conn, err := net.Dial("tcp", app.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := bytes.Repeat([]byte(`{"event":"x"}`+"\n"), (1<<20)/14)
+	var reqs bytes.Buffer
+	fmt.Fprintf(&reqs, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n", len(big))
+	reqs.Write(big)
+	fmt.Fprintf(&reqs, "POST /v1/events HTTP/1.1\r\nHost: x\r\nX-API-Key: k1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	go func() { _, _ = conn.Write(reqs.Bytes()) }()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int{401, 200} {
+		var resp fasthttp.Response
+		if err := resp.Read(br); err != nil {
+			t.Fatalf("response %d: %v", i+1, err)
+		}
+		if resp.StatusCode() != want {
+			t.Fatalf("response %d: status %d (%s), want %d", i+1, resp.StatusCode(), resp.Body(), want)
+		}
+		if i == 0 && resp.ConnectionClose() {
+			t.Fatal("the rejected request closed the connection instead of draining its body")
+		}
+	}
 }

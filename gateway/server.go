@@ -107,6 +107,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/v1/events":
 		code := s.ingest(ctx)
+		if code != fasthttp.StatusOK {
+			s.drainUnread(ctx)
+		}
 		s.m.request(code)
 	case "/healthz":
 		writeJSON(ctx, fasthttp.StatusOK, `{"status":"ok"}`)
@@ -114,6 +117,23 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		readyz(ctx, s.ready)
 	default:
 		writeError(ctx, ErrNotFound, 0)
+	}
+}
+
+// drainUnread reads and drops what a rejected request left of its streamed
+// body (up to the body cap, through io.Discard's pooled buffer: no memory is
+// held), so the client reads the answer — a 503's Retry-After above all —
+// instead of a connection reset while it is still sending. A body longer than
+// the cap, or one that does not end, closes the connection instead. Requests
+// already marked to close (an oversized Content-Length) are not drained.
+func (s *Server) drainUnread(ctx *fasthttp.RequestCtx) {
+	if !ctx.Request.IsBodyStream() || ctx.Response.ConnectionClose() {
+		return
+	}
+	limit := int64(s.cfg.MaxBody)
+	n, err := io.CopyN(io.Discard, ctx.RequestBodyStream(), limit+1)
+	if err != io.EOF || n > limit {
+		ctx.SetConnectionClose()
 	}
 }
 
@@ -151,7 +171,6 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 		p := s.gov.Pressure()
 		src := p.LatchedBy()
 		s.m.gateRejection(src)
-		ctx.SetConnectionClose()
 		perr := &PressureError{Source: src, Level: p.Level(), RetryAfter: time.Second, Err: ErrOverloaded}
 		if src == "sink" {
 			perr.Err = ErrSinkUnavailable
