@@ -1,0 +1,144 @@
+package sluice
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValue(t *testing.T) {
+	tests := []struct {
+		raw    string
+		exists bool
+		str    string
+		isStr  bool
+	}{
+		{`"DE"`, true, "DE", true},
+		{`"a\"b\\c\u00e9\ud83d\ude00"`, true, "a\"b\\cé😀", true},
+		{`42`, true, "42", false},
+		{`null`, true, "null", false},
+		{``, false, "", false},
+	}
+	for _, tc := range tests {
+		var v Value
+		if tc.exists {
+			v = Value(tc.raw)
+		}
+		if v.Exists() != tc.exists || v.String() != tc.str || v.IsString() != tc.isStr {
+			t.Errorf("%q: exists %v string %q isString %v", tc.raw, v.Exists(), v.String(), v.IsString())
+		}
+	}
+	if !Value(`"heartbeat"`).Equal("heartbeat") || Value(`"heartbeats"`).Equal("heartbeat") || Value(`1`).Equal("1") {
+		t.Error("Equal")
+	}
+	if !Value(`"heart\u0062eat"`).Equal("heartbeat") {
+		t.Error("Equal with an escape")
+	}
+	if n, ok := Value(`-12`).Int(); !ok || n != -12 {
+		t.Error("Int")
+	}
+	if _, ok := Value(`1.5`).Int(); ok {
+		t.Error("Int of a float")
+	}
+	if f, ok := Value(`1.5e2`).Float(); !ok || f != 150 {
+		t.Error("Float")
+	}
+	if _, ok := Value(`"1"`).Float(); ok {
+		t.Error("Float of a string")
+	}
+	if b, ok := Value(`true`).Bool(); !ok || !b {
+		t.Error("Bool")
+	}
+	if !Value(`null`).IsNull() || Value(nil).IsNull() {
+		t.Error("IsNull")
+	}
+}
+
+func TestAppendJSON(t *testing.T) {
+	tests := []struct {
+		v    any
+		want string
+	}{
+		{nil, `null`},
+		{"a\"b\n\x01é", `"a\"b\n\u0001é"`},
+		{"\xff", `"\ufffd"`},
+		{true, `true`},
+		{42, `42`},
+		{int64(-7), `-7`},
+		{uint64(7), `7`},
+		{1.5, `1.5`},
+		{Value(`{"x":1}`), `{"x":1}`},
+		{Value(nil), `null`},
+		{RawJSON(`[1]`), `[1]`},
+		{map[string]int{"a": 1}, `{"a":1}`},
+	}
+	for _, tc := range tests {
+		got, err := appendJSON(nil, tc.v)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%#v: %s, %v; want %s", tc.v, got, err, tc.want)
+		}
+	}
+	if _, err := appendJSON(nil, math.NaN()); !errors.Is(err, ErrInvalidJSON) {
+		t.Errorf("NaN: %v", err)
+	}
+}
+
+// FuzzQuoteRoundTrip: appendQuoted produces JSON that encoding/json and
+// unquote both decode to the same string (for valid UTF-8).
+func FuzzQuoteRoundTrip(f *testing.F) {
+	f.Add("plain")
+	f.Add("quote\" back\\ nl\n ctl\x01 é 😀")
+	f.Fuzz(func(t *testing.T, s string) {
+		q := appendQuoted(nil, s)
+		var viaStd string
+		if err := json.Unmarshal(q, &viaStd); err != nil {
+			t.Fatalf("%q: invalid JSON %s: %v", s, q, err)
+		}
+		got, ok := unquote(q)
+		if !ok || got != viaStd {
+			t.Fatalf("%q: unquote %q %v, encoding/json %q", s, got, ok, viaStd)
+		}
+	})
+}
+
+// FuzzUnquote: unquote agrees with encoding/json on valid UTF-8 (on
+// invalid UTF-8 it keeps the bytes where encoding/json substitutes U+FFFD).
+func FuzzUnquote(f *testing.F) {
+	f.Add(`"a\u00e9\ud83d\ude00"`)
+	f.Add(`"\ud800"`)
+	f.Add(`"bad \q"`)
+	f.Fuzz(func(t *testing.T, q string) {
+		if !utf8.ValidString(q) {
+			return
+		}
+		got, ok := unquote([]byte(q))
+		var want string
+		err := json.Unmarshal([]byte(q), &want)
+		if ok != (err == nil) {
+			t.Fatalf("%q: unquote ok=%v, encoding/json err=%v", q, ok, err)
+		}
+		if ok && got != want {
+			t.Fatalf("%q: unquote %q, encoding/json %q", q, got, want)
+		}
+	})
+}
+
+func TestStatusErr(t *testing.T) {
+	for st, want := range map[int32]error{
+		StatusNotFound: ErrNotFound, StatusBadRecord: ErrBadRecord, StatusBadMemory: ErrBadMemory,
+		StatusInvalidJSON: ErrInvalidJSON, StatusBadPath: ErrBadPath, StatusLimit: ErrLimit,
+	} {
+		if err := statusErr("op", "", st); !errors.Is(err, want) {
+			t.Errorf("%d: %v", st, err)
+		}
+	}
+	if statusErr("op", "", 5) != nil || statusErr("op", "", StatusOK) != nil {
+		t.Error("non-negative is success")
+	}
+	var se *StatusError
+	if err := statusErr("set", "a.b", -99); !errors.As(err, &se) || err.Error() != "sluice: set a.b: status -99" {
+		t.Errorf("unknown status: %v", err)
+	}
+}
