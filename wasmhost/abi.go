@@ -40,6 +40,7 @@ const (
 	FuncRecordCount  = "record_count"  // () -> n
 	FuncRecordValue  = "record_value"  // (rec, buf, cap) -> len | status
 	FuncGetField     = "get_field"     // (rec, path, path_len, buf, cap) -> len | status
+	FuncGetString    = "get_string"    // (rec, path, path_len, buf, cap) -> len | status
 	FuncRecordTopic  = "record_topic"  // (rec, buf, cap) -> len | status
 	FuncRecordKey    = "record_key"    // (rec, buf, cap) -> len | status
 	FuncRecordHeader = "record_header" // (rec, name, name_len, buf, cap) -> len | status
@@ -66,6 +67,7 @@ const (
 	StatusInvalidJSON int32 = -4 // value is not JSON, or the record is not JSON
 	StatusBadPath     int32 = -5 // empty path or empty path segment
 	StatusLimit       int32 = -6 // a per-call limit (emits, value size) was hit
+	StatusWrongType   int32 = -7 // the value is not of the requested JSON type
 )
 
 // wasiAllowed lists the WASI functions a Go (or TinyGo, Rust) reactor
@@ -89,6 +91,7 @@ var hostFuncParams = map[string]int{
 	FuncRecordCount:  0,
 	FuncRecordValue:  3,
 	FuncGetField:     5,
+	FuncGetString:    5,
 	FuncRecordTopic:  3,
 	FuncRecordKey:    3,
 	FuncRecordHeader: 5,

@@ -26,6 +26,7 @@ func TestABIKitchen(t *testing.T) {
 		`{"op":"big","blob":"`+blob+`"}`,
 		`{"op":"raw","x":[1,2]}`,
 		`{"op":"badjson"}`,
+		`{"op":"str","s":"a\"b\u00e9","n":1}`,
 	)
 	in[3].Topic, in[3].Key = "orig", []byte("k3")
 	in[3].Headers = []engine.Header{{Key: "h", Value: []byte("v")}}
@@ -45,6 +46,7 @@ func TestABIKitchen(t *testing.T) {
 		`{"op":"big","blob":"` + blob + `","blob_len":10000}`,
 		`{"wrapped":{"op":"raw","x":[1,2]}}`,
 		`{"op":"badjson","checked":"ok"}`,
+		`{"op":"str","s":"a\"b\u00e9","n":1,"got":"a\"bé/true/false/false"}`,
 	}
 	if got := values(out); !equalStrings(got, wantVals) {
 		t.Fatalf("out =\n%q\nwant\n%q", got, wantVals)

@@ -1,9 +1,11 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 
+	"github.com/bytedance/sonic"
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/tetratelabs/wazero/api"
@@ -77,6 +79,29 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				return
 			}
 			writeOut(mod, stack, stack[3], stack[4], val)
+		},
+		FuncGetString: func(ctx context.Context, mod api.Module, stack []uint64) {
+			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+			if s == nil || !s.valid(idx) {
+				ret(stack, StatusBadRecord)
+				return
+			}
+			path, ok := read(mod, stack[1], stack[2])
+			if !ok {
+				ret(stack, StatusBadMemory)
+				return
+			}
+			val, st := s.getField(idx, path)
+			if st != StatusOK {
+				ret(stack, st)
+				return
+			}
+			str, st := decodeString(val)
+			if st != StatusOK {
+				ret(stack, st)
+				return
+			}
+			writeOut(mod, stack, stack[3], stack[4], str)
 		},
 		FuncRecordTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
@@ -298,6 +323,23 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, s.emit(idx, val))
 		},
 	}
+}
+
+// decodeString returns the contents of a JSON string token: a subslice when
+// it has no escape, else its decoded bytes.
+func decodeString(raw []byte) ([]byte, int32) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, StatusWrongType
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner, StatusOK
+	}
+	var s string
+	if err := sonic.ConfigStd.Unmarshal(raw, &s); err != nil {
+		return nil, StatusInvalidJSON
+	}
+	return []byte(s), StatusOK
 }
 
 // editStatus maps a jsonSet/jsonDelete error to a status code.

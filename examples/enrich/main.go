@@ -16,7 +16,7 @@ var regions = map[string]string{
 func init() {
 	sluice.HandleRecord(func(rec *sluice.Record) error {
 		region := "other"
-		if c, ok := rec.Get("geo.country").Str(); ok {
+		if c, ok := rec.GetString("geo.country"); ok {
 			if r, ok := regions[c]; ok {
 				region = r
 			}

@@ -21,7 +21,7 @@ func init() {
 		if err := rec.Delete("ip"); err != nil {
 			return err
 		}
-		if email, ok := rec.Get("email").Str(); ok {
+		if email, ok := rec.GetString("email"); ok {
 			sum := sha256.Sum256([]byte(email))
 			return rec.SetString("email", hex.EncodeToString(sum[:]))
 		}

@@ -9,13 +9,13 @@ import sluice "github.com/sluicehq/sluice/guest-sdk/go"
 
 func init() {
 	sluice.HandleRecord(func(rec *sluice.Record) error {
-		if ev, ok := rec.Get("event").Str(); ok && ev != "" {
+		if ev, ok := rec.GetString("event"); ok && ev != "" {
 			if err := rec.Route("events." + ev); err != nil {
 				return err
 			}
 		}
 		if uid := rec.Get("user_id"); uid.Exists() && !uid.IsNull() {
-			return rec.SetKey([]byte(uid.String()))
+			return rec.SetKey(uid.Bytes())
 		}
 		return nil
 	})

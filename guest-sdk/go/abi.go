@@ -36,4 +36,7 @@ const (
 	StatusBadPath int32 = -5
 	// StatusLimit: a per-call limit (emitted records, value size) is hit.
 	StatusLimit int32 = -6
+	// StatusWrongType: the value is not of the requested JSON type
+	// (get_string on a number).
+	StatusWrongType int32 = -7
 )

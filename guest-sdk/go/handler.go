@@ -17,8 +17,8 @@ func HandleRecord(h func(rec *Record) error) {
 
 // HandleBatch registers a handler called once per batch, for transforms that
 // look across records (deduplicate, aggregate, reorder emits). Returning a
-// non-nil error dead-letters every record of the batch that is neither
-// dropped nor dead-lettered yet. It replaces a record handler.
+// non-nil error dead-letters every record of the batch. It replaces a record
+// handler.
 func HandleBatch(h func(b *Batch) error) {
 	batchHandler, recordHandler = h, nil
 }
@@ -42,9 +42,11 @@ func (b *Batch) Record(i int) *Record {
 }
 
 var (
-	cur     Batch
-	scratch = make([]byte, 4096) // grow-only buffer the host writes into
-	arena   = make([]byte, 0, 4096)
+	cur Batch
+	// arena holds every value the host returned during the current batch.
+	// The host writes straight into its free capacity; it is reset (not
+	// freed) at the start of each batch and only ever grows.
+	arena = make([]byte, 0, 16<<10)
 )
 
 // process runs the registered handler over n records.
@@ -71,33 +73,54 @@ func process(n int32) int32 {
 	return StatusOK
 }
 
-// fetch runs a host getter that writes into scratch, growing scratch and
-// retrying when the host reports the value is larger than the buffer. It
-// returns a copy in the arena, or nil and a status.
-func fetch(call func(buf unsafe.Pointer, capacity uint32) int32) ([]byte, int32) {
-	for {
-		n := call(unsafe.Pointer(unsafe.SliceData(scratch)), uint32(len(scratch)))
-		if n < 0 {
-			return nil, n
-		}
-		if int(n) <= len(scratch) {
-			start := len(arena)
-			arena = append(arena, scratch[:n]...)
-			return arena[start:len(arena):len(arena)], StatusOK
-		}
-		scratch = make([]byte, growTo(int(n)))
+// Getters, for fetch.
+const (
+	getValue = iota
+	getField
+	getString
+	getTopic
+	getKey
+	getHeader
+)
+
+func callGetter(op int, rec int32, arg string, buf unsafe.Pointer, capacity uint32) int32 {
+	switch op {
+	case getValue:
+		return hostRecordValue(rec, buf, capacity)
+	case getField:
+		return hostGetField(rec, arg, buf, capacity)
+	case getString:
+		return hostGetString(rec, arg, buf, capacity)
+	case getTopic:
+		return hostRecordTopic(rec, buf, capacity)
+	case getKey:
+		return hostRecordKey(rec, buf, capacity)
+	default:
+		return hostRecordHeader(rec, arg, buf, capacity)
 	}
 }
 
-func growTo(n int) int {
-	c := 2 * len(scratch)
-	for c < n {
-		c *= 2
+// fetch runs a host getter that writes into the arena's free capacity,
+// growing the arena and retrying when the host reports the value is larger.
+// It returns the value (in the arena) or nil and a status. No closure and no
+// copy: guest code pays for every call and loop iteration.
+func fetch(op int, rec int32, arg string) ([]byte, int32) {
+	for {
+		start := len(arena)
+		free := arena[start:cap(arena)]
+		n := callGetter(op, rec, arg, ptr(free), uint32(len(free)))
+		if n < 0 {
+			return nil, n
+		}
+		if int(n) <= len(free) {
+			end := start + int(n)
+			arena = arena[:end]
+			return arena[start:end:end], StatusOK
+		}
+		// Values already handed out keep the old array.
+		arena = make([]byte, 0, max(2*cap(arena), 2*int(n)))
 	}
-	return c
 }
 
 // ptr returns a pointer to b's first byte, or nil for an empty slice.
 func ptr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
-
-type unsafeBuf = unsafe.Pointer

@@ -15,6 +15,7 @@ func noHost() int32 {
 func hostRecordCount() int32                                       { return noHost() }
 func hostRecordValue(int32, unsafe.Pointer, uint32) int32          { return noHost() }
 func hostGetField(int32, string, unsafe.Pointer, uint32) int32     { return noHost() }
+func hostGetString(int32, string, unsafe.Pointer, uint32) int32    { return noHost() }
 func hostRecordTopic(int32, unsafe.Pointer, uint32) int32          { return noHost() }
 func hostRecordKey(int32, unsafe.Pointer, uint32) int32            { return noHost() }
 func hostRecordHeader(int32, string, unsafe.Pointer, uint32) int32 { return noHost() }

@@ -16,6 +16,9 @@ func hostRecordValue(rec int32, buf unsafe.Pointer, capacity uint32) int32
 //go:wasmimport sluice_v1 get_field
 func hostGetField(rec int32, path string, buf unsafe.Pointer, capacity uint32) int32
 
+//go:wasmimport sluice_v1 get_string
+func hostGetString(rec int32, path string, buf unsafe.Pointer, capacity uint32) int32
+
 //go:wasmimport sluice_v1 record_topic
 func hostRecordTopic(rec int32, buf unsafe.Pointer, capacity uint32) int32
 

@@ -98,14 +98,7 @@ func unquote(q []byte) (string, bool) {
 		return "", false
 	}
 	in := q[1 : len(q)-1]
-	simple := true
-	for _, c := range in {
-		if c == '\\' || c == '"' || c < 0x20 {
-			simple = false
-			break
-		}
-	}
-	if simple {
+	if plainString(in) {
 		return string(in), true
 	}
 	out := make([]byte, 0, len(in))

@@ -20,33 +20,43 @@ func (r *Record) Index() int { return int(r.idx) }
 // Get returns the JSON value at a dotted path ("geo.country", "items.0.sku"),
 // parsed on the host. A missing path returns a Value whose Exists is false.
 func (r *Record) Get(path string) Value {
-	v, _ := fetch(func(buf unsafeBuf, c uint32) int32 { return hostGetField(r.idx, path, buf, c) })
+	v, _ := fetch(getField, r.idx, path)
 	return Value(v)
+}
+
+// GetString returns the decoded string at a dotted path, decoded on the
+// host. ok is false when the path is missing or not a JSON string.
+func (r *Record) GetString(path string) (s string, ok bool) {
+	v, st := fetch(getString, r.idx, path)
+	if st != StatusOK {
+		return "", false
+	}
+	return string(v), true
 }
 
 // Raw returns the record's value bytes as the host currently holds them
 // (including edits made so far in this call).
 func (r *Record) Raw() []byte {
-	v, _ := fetch(func(buf unsafeBuf, c uint32) int32 { return hostRecordValue(r.idx, buf, c) })
+	v, _ := fetch(getValue, r.idx, "")
 	return v
 }
 
 // Topic returns the record's output topic ("" means the default topic).
 func (r *Record) Topic() string {
-	v, _ := fetch(func(buf unsafeBuf, c uint32) int32 { return hostRecordTopic(r.idx, buf, c) })
+	v, _ := fetch(getTopic, r.idx, "")
 	return string(v)
 }
 
 // Key returns the record's key, or nil when it has none.
 func (r *Record) Key() []byte {
-	v, _ := fetch(func(buf unsafeBuf, c uint32) int32 { return hostRecordKey(r.idx, buf, c) })
+	v, _ := fetch(getKey, r.idx, "")
 	return v
 }
 
 // Header returns the value of the first header named name and whether it
 // exists.
 func (r *Record) Header(name string) ([]byte, bool) {
-	v, st := fetch(func(buf unsafeBuf, c uint32) int32 { return hostRecordHeader(r.idx, name, buf, c) })
+	v, st := fetch(getHeader, r.idx, name)
 	return v, st == StatusOK
 }
 
@@ -140,6 +150,8 @@ var (
 	ErrBadPath = errors.New("sluice: bad path")
 	// ErrLimit: a per-call host limit was hit.
 	ErrLimit = errors.New("sluice: host limit reached")
+	// ErrWrongType: the value is not of the requested JSON type.
+	ErrWrongType = errors.New("sluice: wrong JSON type")
 )
 
 // StatusError is a host status code that maps to no sentinel.
@@ -173,6 +185,8 @@ func statusErr(op, arg string, st int32) error {
 		return ErrBadPath
 	case st == StatusLimit:
 		return ErrLimit
+	case st == StatusWrongType:
+		return ErrWrongType
 	}
 	return &StatusError{Op: op, Arg: arg, Status: st}
 }

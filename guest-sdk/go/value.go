@@ -1,9 +1,6 @@
 package sluice
 
-import (
-	"bytes"
-	"strconv"
-)
+import "strconv"
 
 // Value is a raw JSON value as the host returned it: `"DE"` (quotes
 // included), `42`, `{"a":1}`, `null`. A nil Value means the path does not
@@ -45,11 +42,30 @@ func (v Value) Equal(s string) bool {
 		return false
 	}
 	inner := v[1 : len(v)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner) == s
+	if equalString(inner, s) {
+		// Equal raw bytes decode to s unless they hold an escape.
+		return plainString(inner)
+	}
+	if plainString(inner) {
+		return false
 	}
 	u, ok := unquote(v)
 	return ok && u == s
+}
+
+// Bytes returns the decoded bytes of a JSON string value (aliasing v when
+// it has no escapes: no allocation) and the raw JSON text of any other
+// value (nil when missing).
+func (v Value) Bytes() []byte {
+	if v.IsString() {
+		inner := v[1 : len(v)-1]
+		if plainString(inner) {
+			return inner
+		}
+		s, _ := unquote(v)
+		return []byte(s)
+	}
+	return v
 }
 
 // Int returns the value as an int64 when it is a JSON integer.

@@ -30,6 +30,9 @@ func TestValue(t *testing.T) {
 			t.Errorf("%q: exists %v string %q isString %v", tc.raw, v.Exists(), v.String(), v.IsString())
 		}
 	}
+	if string(Value(`"a\nb"`).Bytes()) != "a\nb" || string(Value(`"ab"`).Bytes()) != "ab" || string(Value(`12`).Bytes()) != "12" {
+		t.Error("Bytes")
+	}
 	if !Value(`"heartbeat"`).Equal("heartbeat") || Value(`"heartbeats"`).Equal("heartbeat") || Value(`1`).Equal("1") {
 		t.Error("Equal")
 	}
@@ -128,7 +131,7 @@ func FuzzUnquote(f *testing.F) {
 func TestStatusErr(t *testing.T) {
 	for st, want := range map[int32]error{
 		StatusNotFound: ErrNotFound, StatusBadRecord: ErrBadRecord, StatusBadMemory: ErrBadMemory,
-		StatusInvalidJSON: ErrInvalidJSON, StatusBadPath: ErrBadPath, StatusLimit: ErrLimit,
+		StatusInvalidJSON: ErrInvalidJSON, StatusBadPath: ErrBadPath, StatusLimit: ErrLimit, StatusWrongType: ErrWrongType,
 	} {
 		if err := statusErr("op", "", st); !errors.Is(err, want) {
 			t.Errorf("%d: %v", st, err)
@@ -141,4 +144,24 @@ func TestStatusErr(t *testing.T) {
 	if err := statusErr("set", "a.b", -99); !errors.As(err, &se) || err.Error() != "sluice: set a.b: status -99" {
 		t.Errorf("unknown status: %v", err)
 	}
+}
+
+func FuzzFastScans(f *testing.F) {
+	f.Add([]byte("heartbeat"), "heartbeat")
+	f.Add([]byte(`0123456789abcdef"x`), "0123456789abcdef\"x")
+	f.Add([]byte("tab\there and a long tail"), "tab")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		if got, want := equalString(b, s), string(b) == s; got != want {
+			t.Fatalf("equalString(%q, %q) = %v", b, s, got)
+		}
+		want := true
+		for _, c := range b {
+			if c < 0x20 || c == '\\' || c == '"' {
+				want = false
+			}
+		}
+		if got := plainString(b); got != want {
+			t.Fatalf("plainString(%q) = %v", b, got)
+		}
+	})
 }

@@ -60,6 +60,11 @@ func init() {
 			if n := len(rec.Get("blob").String()); n > 0 {
 				return rec.Set("blob_len", n)
 			}
+		case "str":
+			s, ok := rec.GetString("s")
+			_, okNum := rec.GetString("n")
+			_, okMissing := rec.GetString("missing")
+			return rec.SetString("got", fmt.Sprintf("%s/%v/%v/%v", s, ok, okNum, okMissing))
 		case "raw":
 			raw := rec.Raw()
 			return rec.SetValue([]byte(fmt.Sprintf(`{"wrapped":%s}`, raw)))
