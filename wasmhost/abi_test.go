@@ -105,3 +105,32 @@ func TestRawRecordsAreNotParsed(t *testing.T) {
 		t.Fatalf("out %q dlq %+v", values(out), dlq)
 	}
 }
+
+// Pass-through allocates nothing per record: a batch of 1,000 records costs
+// the same allocations as a batch of 10 (the call's context and wazero's
+// per-call bookkeeping), and an empty pipeline allocates nothing at all.
+func TestPassThroughAllocsPerBatchNotPerRecord(t *testing.T) {
+	h := newHost(t, Config{PoolSize: 1})
+	addGuests(t, h, "noop")
+	ctx := context.Background()
+	empty := h.Pipeline("empty")
+	small, large := jsonRecs(`{"a":1}`), make([]engine.Record, 1000)
+	for i := range large {
+		large[i] = small[0]
+	}
+	if n := testing.AllocsPerRun(100, func() { empty.Process(ctx, large, nil) }); n != 0 {
+		t.Fatalf("empty pipeline: %v allocs per batch", n)
+	}
+	if err := h.SetPipeline("p", []string{"noop"}); err != nil {
+		t.Fatal(err)
+	}
+	p := h.Pipeline("p")
+	p.Process(ctx, large, nil) // warm the instance's state to 1,000 records
+	a10 := testing.AllocsPerRun(50, func() { p.Process(ctx, small, nil) })
+	a1000 := testing.AllocsPerRun(50, func() { p.Process(ctx, large, nil) })
+	// A per-record allocation would show as ≥ 1,000; allow wazero a
+	// constant or two for a longer call.
+	if a1000 > a10+2 || a10 > 16 {
+		t.Fatalf("allocs per batch: 1 record %v, 1,000 records %v", a10, a1000)
+	}
+}

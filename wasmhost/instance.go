@@ -179,11 +179,20 @@ func (v *version) release(in *instance, discard bool) {
 		return
 	}
 	v.pool <- in
+	if v.retired.Load() {
+		// retire ran between the check and the push: drain again.
+		v.drain()
+	}
 }
 
 // retire closes idle instances; busy ones are closed when released.
 func (v *version) retire() {
 	v.retired.Store(true)
+	v.drain()
+}
+
+// drain closes every idle instance.
+func (v *version) drain() {
 	for {
 		select {
 		case in := <-v.pool:
@@ -269,7 +278,7 @@ func (v *version) classify(in *instance, err error, deadline time.Duration) *Tra
 			return &TrapError{Transform: v.name, Kind: TrapDeadline, Detail: "canceled"}
 		}
 	}
-	if in.stderr.oom || in.stdout.oom {
+	if in.stderr.oom {
 		return &TrapError{Transform: v.name, Kind: TrapOOM, Detail: fmt.Sprintf("out of memory (limit %d MiB)", v.host.cfg.MemoryLimit>>20)}
 	}
 	detail := firstLine(err.Error())
