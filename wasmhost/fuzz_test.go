@@ -1,0 +1,100 @@
+package wasmhost
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
+	"github.com/tetratelabs/wazero/api"
+)
+
+var (
+	fuzzOnce sync.Once
+	fuzzInst *instance
+	fuzzErr  error
+)
+
+// fuzzInstance is one live guest instance whose memory the fuzzer uses as
+// the guest's side of host calls (the guest itself never runs again).
+func fuzzInstance(tb testing.TB) *instance {
+	fuzzOnce.Do(func() {
+		h, err := New(context.Background(), Config{CacheDir: cacheDir, Logger: quietLog})
+		if err != nil {
+			fuzzErr = err
+			return
+		}
+		if _, err := h.Add(context.Background(), "noop", guest(tb, "noop")); err != nil {
+			fuzzErr = err
+			return
+		}
+		fuzzInst, fuzzErr = h.transforms["noop"].current.acquire(context.Background())
+	})
+	if fuzzErr != nil {
+		tb.Fatal(fuzzErr)
+	}
+	return fuzzInst
+}
+
+// FuzzHostFuncs calls every host function with arbitrary arguments and
+// guest memory: no call may panic, every result is a length or a known
+// status, and every JSON record stays valid JSON whatever the guest asks.
+func FuzzHostFuncs(f *testing.F) {
+	f.Add(uint8(2), int32(0), uint32(0), uint32(11), uint32(64), uint32(32), []byte("geo.country"), `{"geo":{"country":"DE"}}`)
+	f.Add(uint8(8), int32(0), uint32(0), uint32(1), uint32(1), uint32(3), []byte(`a[1]`), `{"a":{}}`)
+	f.Add(uint8(9), int32(1), uint32(0), uint32(3), uint32(0), uint32(0), []byte("a.b"), `{"a":{"b":1,"c":2}}`)
+	f.Add(uint8(15), int32(0), uint32(0), uint32(2), uint32(0), uint32(0), []byte("{}"), `[1]`)
+	names := make([]string, 0, len(hostFuncParams))
+	for n := range hostFuncParams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fns := hostFuncs()
+	const base = 1 << 20 // guest scratch area for the fuzz data
+	f.Fuzz(func(t *testing.T, which uint8, rec int32, a, b, c, d uint32, data []byte, doc string) {
+		in := fuzzInstance(t)
+		if len(data) > 4096 {
+			data = data[:4096]
+		}
+		in.mem.Write(base, data)
+		memSize := in.mem.Size()
+		// Keep pointers mostly in (or just past) guest memory and lengths
+		// mostly small, so calls get past the bounds checks often.
+		ptrArg := func(x uint32) uint64 { return uint64(base + x%(memSize-base+64)) }
+		lenArg := func(x uint32) uint64 { return uint64(x % 8192) }
+		recs := []engine.Record{
+			{Value: []byte(doc), Format: engine.FormatJSON},
+			{Value: []byte(`{"a":{"b":1,"c":[1,2]},"s":"x\"y"}`), Format: engine.FormatJSON, Key: []byte("k")},
+			{Value: []byte(doc), Format: engine.FormatRaw},
+		}
+		valid := []bool{codec.Valid(recs[0].Value), true}
+		var st callState
+		st.paths = map[string]codec.Path{}
+		st.reset(recs, 4)
+		ctx := context.WithValue(context.Background(), stateKey{}, &st)
+		for step := 0; step < 3; step++ {
+			name := names[(int(which)+step)%len(names)]
+			stack := make([]uint64, max(hostFuncParams[name], 1))
+			args := []uint64{api.EncodeI32(rec % 5), ptrArg(a), lenArg(b), ptrArg(c), lenArg(d)}
+			copy(stack, args[:hostFuncParams[name]])
+			if name == FuncRecordValue || name == FuncRecordTopic || name == FuncRecordKey {
+				stack[1], stack[2] = ptrArg(a), lenArg(b)
+			}
+			fns[name](ctx, in.mod, stack)
+			if r := api.DecodeI32(stack[0]); r < StatusWrongType {
+				t.Fatalf("%s returned %d", name, r)
+			}
+			for i := range valid {
+				if valid[i] && !codec.Valid(st.record(int32(i)).Value) {
+					t.Fatalf("%s made record %d invalid JSON: %q", name, i, st.record(int32(i)).Value)
+				}
+			}
+		}
+		out, dlq, _ := st.collect(recs, nil, "fuzz")
+		if len(out)+len(dlq) > len(recs)+st.emitted {
+			t.Fatalf("%d out + %d dlq from %d records and %d emits", len(out), len(dlq), len(recs), st.emitted)
+		}
+	})
+}
