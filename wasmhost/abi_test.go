@@ -134,3 +134,20 @@ func TestPassThroughAllocsPerBatchNotPerRecord(t *testing.T) {
 		t.Fatalf("allocs per batch: 1 record %v, 1,000 records %v", a10, a1000)
 	}
 }
+
+func TestBatchHandler(t *testing.T) {
+	h := newHost(t, Config{})
+	addGuests(t, h, "batcher")
+	out, dlq := process(t, h, "p", []string{"batcher"}, `{"id":1}`, `{"id":2}`, `{"id":1}`, `{"id":3}`)
+	want := []string{`{"id":1}`, `{"unique":3}`, `{"id":2}`, `{"id":3}`}
+	if got := values(out); !equalStrings(got, want) || len(dlq) != 0 {
+		t.Fatalf("out %q dlq %v", got, dlq)
+	}
+	if out[1].Topic != "summary" || out[1].Tag != 0 {
+		t.Fatalf("summary %+v", out[1])
+	}
+	out, dlq = process(t, h, "p", []string{"batcher"}, `{"id":1}`, `{"id":2,"fail":true}`)
+	if len(out) != 0 || len(dlq) != 2 || dlq[0].Reason != "batch rejected" || dlq[1].Reason != "batch rejected" {
+		t.Fatalf("out %q dlq %+v", values(out), dlq)
+	}
+}

@@ -34,6 +34,7 @@ var guestSources = map[string][2]string{
 	"forbidden": {"testdata/guests", "./forbidden"},
 	"noop":      {"testdata/guests", "./noop"},
 	"kitchen":   {"testdata/guests", "./kitchen"},
+	"batcher":   {"testdata/guests", "./batcher"},
 }
 
 func TestMain(m *testing.M) {
