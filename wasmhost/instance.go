@@ -204,13 +204,25 @@ func (v *version) drain() {
 	}
 }
 
-// close retires the version and frees its compiled code. Instances still
-// running keep working (wazero allows closing a compiled module in use).
+// closeGrace is how long a deleted or pruned version's compiled code
+// outlives it: a batch that loaded a chain before the change may still
+// start instances of it, and batches last milliseconds.
+const closeGrace = 30 * time.Second
+
+// close retires the version and, after closeGrace, frees its compiled code
+// (unless the host closed first: closing the runtime frees it).
 func (v *version) close() {
 	v.retire()
-	if v.compiled != nil {
-		v.compiled.Close(context.Background())
+	if v.compiled == nil {
+		return
 	}
+	time.AfterFunc(closeGrace, func() {
+		v.host.mu.Lock()
+		defer v.host.mu.Unlock()
+		if !v.host.closed {
+			v.compiled.Close(context.Background())
+		}
+	})
 }
 
 // run calls the guest over recs on one instance and returns its output.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -87,7 +88,7 @@ func buildGuests(out string) error {
 			defer func() { <-sem }()
 			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(out, name+".wasm"), src[1])
 			cmd.Dir = src[0]
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
+			cmd.Env = append(childEnv(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
 			if b, err := cmd.CombinedOutput(); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("build guest %s: %v\n%s", name, err, b))
@@ -117,6 +118,7 @@ func precompile(guests, cache string) error {
 	}
 	bin := filepath.Join(filepath.Dir(cache), "precompile.test")
 	build := exec.Command("go", "test", "-c", "-o", bin, ".")
+	build.Env = childEnv()
 	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build precompiler: %v\n%s", err, b)
 	}
@@ -159,6 +161,25 @@ func precompileHere(dir, cache string) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// childEnv is the environment for child go commands, without -race in
+// GOFLAGS (wasm has no race detector; the precompiler must be a normal
+// build).
+func childEnv() []string {
+	env := os.Environ()
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			var keep []string
+			for _, f := range strings.Fields(v) {
+				if f != "-race" && f != "--race" && f != "-race=true" {
+					keep = append(keep, f)
+				}
+			}
+			env[i] = "GOFLAGS=" + strings.Join(keep, " ")
+		}
+	}
+	return env
 }
 
 // guest returns the bytes of a built guest.
