@@ -14,7 +14,7 @@
 // once with the record count. The records never enter the guest wholesale:
 // the guest pulls what it needs through the sluice_v1 host functions
 // (record_count, get_field by dotted path — parsed on demand with sonic,
-// cached per record —, record_value, record_topic, record_key,
+// cached per record —, get_string, record_value, record_topic, record_key,
 // record_header) into its own buffers, and pushes decisions back (drop,
 // set_field, delete_field, set_value, set_topic, set_key, set_header,
 // dead_letter, emit). When the call returns the host assembles the output:

@@ -23,14 +23,20 @@
 //	func main() {}
 //
 // The host keeps the records. A handler pulls only what it needs (a field by
-// dotted path, parsed on the host; the raw bytes; topic, key, headers) and
+// dotted path, parsed on the host — Get for raw JSON, GetString for a
+// decoded string —; the raw bytes; topic, key, headers) and
 // pushes decisions (drop, set or delete a field, route, set the key or a
 // header, dead-letter with a reason, emit a new record). A record nobody
 // edits leaves the host unchanged, byte for byte.
 //
 // Values returned by Get, Raw, Key and Header are valid until the handler
 // returns: they live in a per-batch arena the SDK reuses. Copy them to keep
-// them. Buffers that cross the host boundary are grow-only and reused, so a
+// them (GetString and Topic return copies).
+//
+// Guest code is slow per step: the host's guard against runaway guests runs
+// at every wasm loop header, which a Go function call or loop iteration
+// crosses (about 30 ns each). Keep handlers lean and let the host work:
+// GetString decodes on the host, Value.Equal compares 8 bytes per step. Buffers that cross the host boundary are grow-only and reused, so a
 // steady stream of records allocates nothing at the boundary.
 //
 // Returning an error from a record handler dead-letters that record with the
