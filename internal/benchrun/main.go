@@ -1,6 +1,6 @@
 // Command benchrun is the end-to-end part of `make bench`: it builds the
-// sluice binary (and the example transforms when bin/transforms lacks
-// them), then starts `sluice run` twice on loopback with the example
+// sluice binary and the example transforms (into bin/transforms, as `make
+// transforms` does), then starts `sluice run` twice on loopback with the example
 // pipeline filter,redact,route,enrich — once with --sink discard and once
 // with the embedded Kafka broker (--dev) — drives each with `sluice load`
 // (100 events per request, a fixed duration, enough connections to
@@ -362,8 +362,10 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// ensureTransforms returns bin/transforms, building the example guests
-// that are missing there (as `make transforms` does).
+// ensureTransforms (re)builds the example guests into bin/transforms, as
+// `make transforms` does, and returns that folder. It always builds, so
+// that the run never measures guests left from an older SDK; the Go build
+// cache makes an unchanged guest cost a fraction of a second.
 func ensureTransforms(root string, stderr io.Writer) (string, error) {
 	dir := filepath.Join(root, "bin", "transforms")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -371,9 +373,6 @@ func ensureTransforms(root string, stderr io.Writer) (string, error) {
 	}
 	for _, name := range examples {
 		out := filepath.Join(dir, name+".wasm")
-		if _, err := os.Stat(out); err == nil {
-			continue
-		}
 		t := time.Now()
 		env := []string{"GOOS=wasip1", "GOARCH=wasm"}
 		if err := run(filepath.Join(root, "examples"), env, stderr, "go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./"+name); err != nil {
