@@ -46,6 +46,7 @@ const (
 	FuncRecordHeader = "record_header" // (rec, name, name_len, buf, cap) -> len | status
 	FuncDrop         = "drop"          // (rec) -> status
 	FuncSetField     = "set_field"     // (rec, path, path_len, val, val_len) -> status
+	FuncSetString    = "set_string"    // (rec, path, path_len, str, str_len) -> status
 	FuncDeleteField  = "delete_field"  // (rec, path, path_len) -> status
 	FuncSetValue     = "set_value"     // (rec, val, val_len) -> status
 	FuncSetTopic     = "set_topic"     // (rec, topic, topic_len) -> status
@@ -97,6 +98,7 @@ var hostFuncParams = map[string]int{
 	FuncRecordHeader: 5,
 	FuncDrop:         1,
 	FuncSetField:     5,
+	FuncSetString:    5,
 	FuncDeleteField:  3,
 	FuncSetValue:     3,
 	FuncSetTopic:     3,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"unsafe"
 
 	"github.com/bytedance/sonic"
 	"github.com/sluicehq/sluice/engine"
@@ -157,38 +158,10 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncSetField: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
-				return
-			}
-			rawPath, ok1 := read(mod, stack[1], stack[2])
-			val, ok2 := read(mod, stack[3], stack[4])
-			if !ok1 || !ok2 {
-				ret(stack, StatusBadMemory)
-				return
-			}
-			p, ok := s.path(rawPath)
-			if !ok {
-				ret(stack, StatusBadPath)
-				return
-			}
-			if !codec.Valid(val) {
-				ret(stack, StatusInvalidJSON)
-				return
-			}
-			r := s.record(idx)
-			if r.Format != engine.FormatJSON {
-				ret(stack, StatusInvalidJSON)
-				return
-			}
-			doc, err := jsonSet(r.Value, p, trimSpace(val))
-			if err != nil {
-				ret(stack, editStatus(err))
-				return
-			}
-			s.edit(idx).Value = doc
-			ret(stack, StatusOK)
+			setField(ctx, mod, stack, false)
+		},
+		FuncSetString: func(ctx context.Context, mod api.Module, stack []uint64) {
+			setField(ctx, mod, stack, true)
 		},
 		FuncDeleteField: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
@@ -324,6 +297,53 @@ func hostFuncs() map[string]api.GoModuleFunc {
 		},
 	}
 }
+
+// setField is set_field (val is JSON) and set_string (val is a string the
+// host quotes).
+func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
+	s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+	if s == nil || !s.valid(idx) {
+		ret(stack, StatusBadRecord)
+		return
+	}
+	rawPath, ok1 := read(mod, stack[1], stack[2])
+	val, ok2 := read(mod, stack[3], stack[4])
+	if !ok1 || !ok2 {
+		ret(stack, StatusBadMemory)
+		return
+	}
+	p, ok := s.path(rawPath)
+	if !ok {
+		ret(stack, StatusBadPath)
+		return
+	}
+	if quote {
+		s.quoted = appendQuoted(s.quoted[:0], unsafeString(val))
+		val = s.quoted
+	} else {
+		if !codec.Valid(val) {
+			ret(stack, StatusInvalidJSON)
+			return
+		}
+		val = trimSpace(val)
+	}
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		ret(stack, StatusInvalidJSON)
+		return
+	}
+	doc, err := jsonSet(r.Value, p, val)
+	if err != nil {
+		ret(stack, editStatus(err))
+		return
+	}
+	s.edit(idx).Value = doc
+	ret(stack, StatusOK)
+}
+
+// unsafeString views b as a string without copying; b must not change
+// while the string is used.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // decodeString returns the contents of a JSON string token: a subslice when
 // it has no escape, else its decoded bytes.

@@ -40,7 +40,8 @@ type callState struct {
 	emitted int
 	maxEmit int
 
-	paths map[string]codec.Path // parsed paths, per instance
+	paths  map[string]codec.Path // parsed paths, per instance
+	quoted []byte                // set_string's scratch (grow-only)
 
 	// Lookups of the record cacheIdx since its last edit.
 	cacheIdx int32

@@ -16,8 +16,9 @@ var regions = map[string]string{
 func init() {
 	sluice.HandleRecord(func(rec *sluice.Record) error {
 		region := "other"
-		if c, ok := rec.GetString("geo.country"); ok {
-			if r, ok := regions[c]; ok {
+		// GetText does not allocate, nor does a map lookup by string(bytes).
+		if c, ok := rec.GetText("geo.country"); ok {
+			if r, ok := regions[string(c)]; ok {
 				region = r
 			}
 		}

@@ -21,8 +21,8 @@ func init() {
 		if err := rec.Delete("ip"); err != nil {
 			return err
 		}
-		if email, ok := rec.GetString("email"); ok {
-			sum := sha256.Sum256([]byte(email))
+		if email, ok := rec.GetText("email"); ok {
+			sum := sha256.Sum256(email)
 			return rec.SetString("email", hex.EncodeToString(sum[:]))
 		}
 		return nil

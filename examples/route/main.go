@@ -9,8 +9,8 @@ import sluice "github.com/sluicehq/sluice/guest-sdk/go"
 
 func init() {
 	sluice.HandleRecord(func(rec *sluice.Record) error {
-		if ev, ok := rec.GetString("event"); ok && ev != "" {
-			if err := rec.Route("events." + ev); err != nil {
+		if ev, ok := rec.GetText("event"); ok && len(ev) > 0 {
+			if err := rec.Route("events." + string(ev)); err != nil {
 				return err
 			}
 		}

@@ -21,6 +21,7 @@ func hostRecordKey(int32, unsafe.Pointer, uint32) int32            { return noHo
 func hostRecordHeader(int32, string, unsafe.Pointer, uint32) int32 { return noHost() }
 func hostDrop(int32) int32                                         { return noHost() }
 func hostSetField(int32, string, unsafe.Pointer, uint32) int32     { return noHost() }
+func hostSetString(int32, string, string) int32                    { return noHost() }
 func hostDeleteField(int32, string) int32                          { return noHost() }
 func hostSetValue(int32, unsafe.Pointer, uint32) int32             { return noHost() }
 func hostSetTopic(int32, string) int32                             { return noHost() }

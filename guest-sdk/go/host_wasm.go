@@ -34,6 +34,9 @@ func hostDrop(rec int32) int32
 //go:wasmimport sluice_v1 set_field
 func hostSetField(rec int32, path string, val unsafe.Pointer, n uint32) int32
 
+//go:wasmimport sluice_v1 set_string
+func hostSetString(rec int32, path string, val string) int32
+
 //go:wasmimport sluice_v1 delete_field
 func hostDeleteField(rec int32, path string) int32
 

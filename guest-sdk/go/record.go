@@ -27,11 +27,16 @@ func (r *Record) Get(path string) Value {
 // GetString returns the decoded string at a dotted path, decoded on the
 // host. ok is false when the path is missing or not a JSON string.
 func (r *Record) GetString(path string) (s string, ok bool) {
+	v, ok := r.GetText(path)
+	return string(v), ok
+}
+
+// GetText is GetString without the copy: the decoded bytes live in the
+// batch's arena (valid until the handler returns). Use it to compare or
+// look up (m[string(b)] does not allocate) without allocating.
+func (r *Record) GetText(path string) ([]byte, bool) {
 	v, st := fetch(getString, r.idx, path)
-	if st != StatusOK {
-		return "", false
-	}
-	return string(v), true
+	return v, st == StatusOK
 }
 
 // Raw returns the record's value bytes as the host currently holds them
@@ -84,10 +89,10 @@ func (r *Record) Set(path string, v any) error {
 	return statusErr("set", path, hostSetField(r.idx, path, ptr(raw), uint32(len(raw))))
 }
 
-// SetString sets the field at path to the JSON string s.
+// SetString sets the field at path to the JSON string s (quoted on the
+// host).
 func (r *Record) SetString(path, s string) error {
-	raw := appendQuoted(arena[len(arena):], s)
-	return statusErr("set", path, hostSetField(r.idx, path, ptr(raw), uint32(len(raw))))
+	return statusErr("set", path, hostSetString(r.idx, path, s))
 }
 
 // Delete removes the field at path; deleting a missing field is not an error.
