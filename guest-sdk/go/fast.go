@@ -19,43 +19,60 @@ func load64(p unsafe.Pointer, i int) uint64 {
 // hasZeroByte reports whether any byte of x is zero.
 func hasZeroByte(x uint64) bool { return (x-lo8)&^x&hi8 != 0 }
 
-// equalString reports whether b and s hold the same bytes.
+// equalString reports whether b and s hold the same bytes. Up to 16 bytes
+// it runs no loop: overlapping loads of the first and last word.
 func equalString(b []byte, s string) bool {
-	if len(b) != len(s) {
+	n := len(b)
+	if n != len(s) {
 		return false
 	}
 	pb, ps := unsafe.Pointer(unsafe.SliceData(b)), unsafe.Pointer(unsafe.StringData(s))
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
+	switch {
+	case n == 0:
+		return true
+	case n < 4:
+		return b[0] == s[0] && b[n/2] == s[n/2] && b[n-1] == s[n-1]
+	case n < 8:
+		return load32(pb, 0) == load32(ps, 0) && load32(pb, n-4) == load32(ps, n-4)
+	case n <= 16:
+		return load64(pb, 0) == load64(ps, 0) && load64(pb, n-8) == load64(ps, n-8)
+	}
+	for i := 0; i < n-8; i += 8 {
 		if load64(pb, i) != load64(ps, i) {
 			return false
 		}
 	}
-	for ; i < len(b); i++ {
-		if b[i] != s[i] {
-			return false
-		}
-	}
-	return true
+	return load64(pb, n-8) == load64(ps, n-8)
+}
+
+func load32(p unsafe.Pointer, i int) uint32 {
+	return *(*uint32)(unsafe.Add(p, i))
+}
+
+// plainWord reports whether no byte of x is a control byte, a backslash
+// or a quote.
+func plainWord(x uint64) bool {
+	// A byte < 0x20 has its top three bits clear: x & 0xE0… has a zero
+	// byte. Backslash and quote: x ^ c… has a zero byte.
+	return !hasZeroByte(x&0xE0E0E0E0E0E0E0E0) && !hasZeroByte(x^(lo8*'\\')) && !hasZeroByte(x^(lo8*'"'))
 }
 
 // plainString reports whether b (a JSON string's contents) has no escape,
-// quote or control byte, so it is its own decoded value.
+// quote or control byte, so it is its own decoded value. From 8 bytes up
+// it checks a word at a time, the last word overlapping; shorter strings
+// are widened with a harmless filler byte.
 func plainString(b []byte) bool {
+	n := len(b)
+	if n < 8 {
+		w := [8]byte{'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'}
+		copy(w[:], b)
+		return plainWord(load64(unsafe.Pointer(&w), 0))
+	}
 	p := unsafe.Pointer(unsafe.SliceData(b))
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := load64(p, i)
-		// A byte < 0x20 has its top three bits clear: x & 0xE0… has a
-		// zero byte. Backslash and quote: x ^ c… has a zero byte.
-		if hasZeroByte(x&0xE0E0E0E0E0E0E0E0) || hasZeroByte(x^(lo8*'\\')) || hasZeroByte(x^(lo8*'"')) {
+	for i := 0; i < n-8; i += 8 {
+		if !plainWord(load64(p, i)) {
 			return false
 		}
 	}
-	for ; i < len(b); i++ {
-		if c := b[i]; c < 0x20 || c == '\\' || c == '"' {
-			return false
-		}
-	}
-	return true
+	return plainWord(load64(p, n-8))
 }

@@ -20,6 +20,18 @@ func (r *Record) Index() int { return int(r.idx) }
 // Get returns the JSON value at a dotted path ("geo.country", "items.0.sku"),
 // parsed on the host. A missing path returns a Value whose Exists is false.
 func (r *Record) Get(path string) Value {
+	// The common case inline: the value fits the arena's free capacity.
+	start := len(arena)
+	free := arena[start:cap(arena)]
+	n := hostGetField(r.idx, path, ptr(free), uint32(len(free)))
+	if n >= 0 && int(n) <= len(free) {
+		end := start + int(n)
+		arena = arena[:end]
+		return Value(arena[start:end:end])
+	}
+	if n < 0 {
+		return nil
+	}
 	v, _ := fetch(getField, r.idx, path)
 	return Value(v)
 }
@@ -35,6 +47,17 @@ func (r *Record) GetString(path string) (s string, ok bool) {
 // batch's arena (valid until the handler returns). Use it to compare or
 // look up (m[string(b)] does not allocate) without allocating.
 func (r *Record) GetText(path string) ([]byte, bool) {
+	start := len(arena)
+	free := arena[start:cap(arena)]
+	n := hostGetString(r.idx, path, ptr(free), uint32(len(free)))
+	if n >= 0 && int(n) <= len(free) {
+		end := start + int(n)
+		arena = arena[:end]
+		return arena[start:end:end], true
+	}
+	if n < 0 {
+		return nil, false
+	}
 	v, st := fetch(getString, r.idx, path)
 	return v, st == StatusOK
 }
