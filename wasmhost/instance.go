@@ -31,7 +31,8 @@ type version struct {
 	name     string
 	meta     versionMeta
 	counters *counters
-	lim      *logLimiter
+	lim      *logLimiter // guest output
+	trapLim  *logLimiter // the host's warnings about failed calls
 
 	compileOnce sync.Once
 	compiled    wazero.CompiledModule
@@ -64,6 +65,7 @@ func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counter
 		meta:     meta,
 		counters: c,
 		lim:      newLogLimiter(h.cfg.GuestLogRate),
+		trapLim:  newLogLimiter(1),
 		wasm:     wasm,
 		pool:     make(chan *instance, h.cfg.PoolSize),
 		slots:    make(chan struct{}, h.cfg.PoolSize),

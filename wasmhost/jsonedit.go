@@ -37,7 +37,8 @@ func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 	if !errors.Is(err, codec.ErrNotFound) {
 		return nil, err
 	}
-	segs := strings.Split(p.String(), ".")
+	var segBuf [8]string
+	segs := splitPath(segBuf[:0], p.String())
 	// Find the deepest existing ancestor.
 	for k := len(segs) - 1; k >= 0; k-- {
 		var parent []byte
@@ -69,8 +70,9 @@ func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%w: key %q is not valid UTF-8", codec.ErrBadPath, seg)
 			}
 		}
-		// Build `"seg_k":{"seg_k+1":…val…}`.
-		ins := make([]byte, 0, len(val)+16*(len(segs)-k)+1)
+		// Build `"seg_k":{"seg_k+1":…val…}` (on the stack when small).
+		var insBuf [256]byte
+		ins := insBuf[:0]
 		if !emptyObject(parent) {
 			ins = append(ins, ',')
 		}
@@ -89,6 +91,19 @@ func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 		return splice(doc, at, at, ins), nil
 	}
 	return nil, errNotObject
+}
+
+// splitPath splits a dotted path into dst without allocating when it has
+// at most cap(dst) segments.
+func splitPath(dst []string, path string) []string {
+	for {
+		i := strings.IndexByte(path, '.')
+		if i < 0 {
+			return append(dst, path)
+		}
+		dst = append(dst, path[:i])
+		path = path[i+1:]
+	}
 }
 
 // jsonDelete returns doc without the member (or array element) at p.

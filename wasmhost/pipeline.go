@@ -81,7 +81,10 @@ func (h *Host) runVersion(ctx context.Context, v *version, recs []engine.Record,
 	if !errors.As(err, &te) {
 		return nil, dlq, err
 	}
-	h.cfg.Logger.Warn("transform call failed", "transform", v.name, "kind", string(te.Kind), "records", n, "reason", te.Reason())
+	if ok, suppressed := v.trapLim.allow(); ok {
+		h.cfg.Logger.Warn("transform call failed", "transform", v.name, "kind", string(te.Kind), "records", n,
+			"reason", te.Reason(), "policy", policy.String(), "suppressed", suppressed)
+	}
 	if policy == TrapFailBatch {
 		return nil, dlq, te
 	}
