@@ -229,6 +229,22 @@ func TestSwapUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Readers of the registry run alongside (for the race detector).
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			h.List()
+			h.Versions("t")
+			h.Pipelines()
+			p.Transforms()
+		}
+	}()
 	go func() {
 		defer close(done)
 		for i := 0; i < 12; i++ {
