@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -102,8 +103,20 @@ func TestDeleteInUse(t *testing.T) {
 	if err := h.Delete("filter"); !errors.Is(err, ErrInUse) {
 		t.Fatalf("delete in use: %v", err)
 	}
+	if err := h.SetPipeline("tenant-x", []string{"filter"}); err != nil {
+		t.Fatal(err)
+	}
 	if err := h.SetPipeline(DefaultPipeline, nil); err != nil {
 		t.Fatal(err)
+	}
+	if err := h.Delete("filter"); !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), `"tenant-x"`) {
+		t.Fatalf("delete in use by tenant-x: %v", err)
+	}
+	if err := h.DeletePipeline("tenant-x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeletePipeline("tenant-x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("delete missing pipeline: %v", err)
 	}
 	if err := h.Delete("filter"); err != nil {
 		t.Fatal(err)
