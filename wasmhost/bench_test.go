@@ -23,20 +23,26 @@ func benchEvent(i int) string {
 
 const benchBatch = 1000
 
-// benchPipeline runs b.N batches of 1,000 records through transforms and
-// reports ns and allocations per record.
+// benchPipeline runs b.N batches of 1,000 records through transforms, with
+// the default PoolSize (GOMAXPROCS: batches are sharded), and reports wall
+// time and allocations per record.
 func benchPipeline(b *testing.B, transforms ...string) {
-	h := newHost(b, Config{PoolSize: 1})
+	benchPipelineN(b, Config{}, benchBatch, transforms...)
+}
+
+// benchPipelineN runs b.N batches of size records through transforms.
+func benchPipelineN(b *testing.B, cfg Config, size int, transforms ...string) {
+	h := newHost(b, cfg)
 	addGuests(b, h, transforms...)
 	if err := h.SetPipeline("bench", transforms); err != nil {
 		b.Fatal(err)
 	}
 	p := h.Pipeline("bench")
-	tmpl := make([]engine.Record, benchBatch)
+	tmpl := make([]engine.Record, size)
 	for i := range tmpl {
 		tmpl[i] = engine.Record{Value: []byte(benchEvent(i)), Format: engine.FormatJSON}
 	}
-	recs := make([]engine.Record, benchBatch)
+	recs := make([]engine.Record, size)
 	var dlq []engine.DLQEntry
 	ctx := context.Background()
 	// Warm: the guest's heap and buffers reach their steady size.
@@ -58,7 +64,7 @@ func benchPipeline(b *testing.B, transforms ...string) {
 		_ = out
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchBatch), "ns/record")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
 }
 
 // BenchmarkPassThroughEmpty: a pipeline with no transform.
@@ -72,7 +78,29 @@ func BenchmarkFilter(b *testing.B) { benchPipeline(b, "filter") }
 func BenchmarkRoute(b *testing.B)  { benchPipeline(b, "route") }
 func BenchmarkEnrich(b *testing.B) { benchPipeline(b, "enrich") }
 func BenchmarkRedact(b *testing.B) { benchPipeline(b, "redact") }
-func BenchmarkChain(b *testing.B)  { benchPipeline(b, "filter", "redact", "route", "enrich") }
+func BenchmarkChain(b *testing.B)  { benchPipeline(b, chainNames...) }
+
+var chainNames = []string{"filter", "redact", "route", "enrich"}
+
+// BenchmarkChainSerial is the chain on one instance per transform (no
+// sharding): the per-record cost of the guests plus the host functions.
+func BenchmarkChainSerial(b *testing.B) {
+	benchPipelineN(b, Config{PoolSize: 1}, benchBatch, chainNames...)
+}
+
+// BenchmarkChainSize compares small batches run on one core and sharded,
+// to place MinShard.
+func BenchmarkChainSize(b *testing.B) {
+	for _, n := range []int{64, 128, 256, 512} {
+		for _, pool := range []int{1, 2} {
+			b.Run(fmt.Sprintf("n=%d/pool=%d", n, pool), func(b *testing.B) {
+				defer func(m int) { minShard = m }(minShard)
+				minShard = 16
+				benchPipelineN(b, Config{PoolSize: pool}, n, chainNames...)
+			})
+		}
+	}
+}
 
 // BenchmarkGetField measures the host side of get_field per call: path
 // from guest memory, cached path parse, sonic lookup, write into the guest

@@ -47,6 +47,17 @@ func (p *Pipeline) Transforms() []string { return slices.Clone(p.cur.Load().name
 // returns the records to write and dlq with the dead letters appended. The
 // output may reuse recs' backing array. An empty chain returns recs as is.
 //
+// A batch of at least 256 records (2 shards of 128) is cut into up to
+// min(PoolSize, GOMAXPROCS) contiguous shards that run in parallel, each on
+// its own instances through the whole chain; the output is the same as an
+// unsharded run's: records in input order (emitted records after their
+// parent), dead letters transform by transform in input order. Each shard
+// makes its own guest calls, so Hooks.OnCall reports one call per shard per
+// transform (the counts add up exactly), a call's deadline scales with its
+// shard's records, and trap isolation and IsolateTraps apply per shard. A
+// failed shard (TrapFailBatch, a done ctx) fails the whole batch; the other
+// shards stop at their next transform.
+//
 // A guest failure (trap, deadline, out of memory) fails that call only:
 // with OnTrap=TrapDLQ its records become dead letters with the reason (the
 // records that trap are isolated first, see Config.IsolateTraps) and the
@@ -55,6 +66,12 @@ func (p *Pipeline) Transforms() []string { return slices.Clone(p.cur.Load().name
 // only sees records.
 func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, error) {
 	c := p.cur.Load()
+	if len(c.versions) == 0 {
+		return recs, dlq, nil
+	}
+	if k := p.host.shardCount(len(recs)); k > 1 {
+		return p.processSharded(ctx, c, recs, dlq, k)
+	}
 	for _, v := range c.versions {
 		if len(recs) == 0 {
 			break
