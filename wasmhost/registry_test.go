@@ -202,13 +202,18 @@ func TestSwapUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := h.Pipeline("p")
-	const workers, minBatches, size = 6, 10, 20
+	// Half the workers send batches big enough to be sharded.
+	const workers, minBatches = 6, 10
 	var sawDrop, sawKeep atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
 	done := make(chan struct{})
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
+		size := 20
+		if w%2 == 1 {
+			size = 2*minShard + 44
+		}
 		go func() {
 			defer wg.Done()
 			docs := make([]string, size)

@@ -52,17 +52,19 @@ func TestAddRejects(t *testing.T) {
 type hooksRecorder struct {
 	mu       sync.Mutex
 	calls    map[string]CallStats // summed
+	ncalls   map[string]int       // OnCall calls
 	traps    map[TrapKind]int
 	recycles map[string]int
 	inst     int
 }
 
 func newHooksRecorder() (*hooksRecorder, Hooks) {
-	r := &hooksRecorder{calls: map[string]CallStats{}, traps: map[TrapKind]int{}, recycles: map[string]int{}}
+	r := &hooksRecorder{calls: map[string]CallStats{}, ncalls: map[string]int{}, traps: map[TrapKind]int{}, recycles: map[string]int{}}
 	return r, Hooks{
 		OnCall: func(name string, s CallStats) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			r.ncalls[name]++
 			c := r.calls[name]
 			c.RecordsIn += s.RecordsIn
 			c.RecordsOut += s.RecordsOut
