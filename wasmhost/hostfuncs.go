@@ -184,12 +184,16 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusInvalidJSON)
 				return
 			}
-			doc, err := jsonDelete(r.Value, p)
+			v, err, hit := s.cached(idx, rawPath)
+			if !hit {
+				v, err = codec.Get(r.Value, p)
+			}
+			doc, err := jsonDeleteAt(r.Value, v, err, s.recs[idx].ownValue)
 			if err != nil {
 				ret(stack, editStatus(err))
 				return
 			}
-			s.edit(idx).Value = doc
+			s.setValue(idx, doc)
 			ret(stack, StatusOK)
 		},
 		FuncSetValue: func(ctx context.Context, mod api.Module, stack []uint64) {
@@ -208,7 +212,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusInvalidJSON)
 				return
 			}
-			s.edit(idx).Value = append([]byte(nil), val...)
+			s.setValue(idx, append([]byte(nil), val...))
 			ret(stack, StatusOK)
 		},
 		FuncSetTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
@@ -223,7 +227,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				return
 			}
 			if r := s.record(idx); r.Topic != string(t) {
-				s.edit(idx).Topic = string(t)
+				s.edit(idx).Topic = s.topic(t)
 			}
 			ret(stack, StatusOK)
 		},
@@ -238,7 +242,11 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			s.edit(idx).Key = append([]byte{}, k...)
+			key := s.clone(k)
+			if key == nil {
+				key = []byte{} // an empty key, not no key
+			}
+			s.edit(idx).Key = key
 			ret(stack, StatusOK)
 		},
 		FuncSetHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
@@ -332,12 +340,16 @@ func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
 		ret(stack, StatusInvalidJSON)
 		return
 	}
-	doc, err := jsonSet(r.Value, p, val)
+	v, err, hit := s.cached(idx, rawPath)
+	if !hit {
+		v, err = codec.Get(r.Value, p)
+	}
+	doc, err := jsonSetAt(r.Value, p, val, v, err, s.recs[idx].ownValue)
 	if err != nil {
 		ret(stack, editStatus(err))
 		return
 	}
-	s.edit(idx).Value = doc
+	s.setValue(idx, doc)
 	ret(stack, StatusOK)
 }
 

@@ -30,9 +30,16 @@ func span(doc, sub []byte) int {
 // an object is errNotObject.
 func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 	v, err := codec.Get(doc, p)
+	return jsonSetAt(doc, p, val, v, err, false)
+}
+
+// jsonSetAt is jsonSet given the result of codec.Get(doc, p) (v, err). When
+// own, doc is private to the caller and is edited in place if its capacity
+// allows.
+func jsonSetAt(doc []byte, p codec.Path, val []byte, v []byte, err error, own bool) ([]byte, error) {
 	if err == nil {
 		at := span(doc, v)
-		return splice(doc, at, at+len(v), val), nil
+		return spliceOwn(doc, at, at+len(v), val, own), nil
 	}
 	if !errors.Is(err, codec.ErrNotFound) {
 		return nil, err
@@ -88,7 +95,7 @@ func jsonSet(doc []byte, p codec.Path, val []byte) ([]byte, error) {
 			ins = append(ins, '}')
 		}
 		at := span(doc, parent) + len(parent) - 1 // before the closing brace
-		return splice(doc, at, at, ins), nil
+		return spliceOwn(doc, at, at, ins, own), nil
 	}
 	return nil, errNotObject
 }
@@ -109,6 +116,12 @@ func splitPath(dst []string, path string) []string {
 // jsonDelete returns doc without the member (or array element) at p.
 func jsonDelete(doc []byte, p codec.Path) ([]byte, error) {
 	v, err := codec.Get(doc, p)
+	return jsonDeleteAt(doc, v, err, false)
+}
+
+// jsonDeleteAt is jsonDelete given the result of codec.Get(doc, p) (v,
+// err). When own, doc is private to the caller and is edited in place.
+func jsonDeleteAt(doc []byte, v []byte, err error, own bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -133,13 +146,13 @@ func jsonDelete(doc []byte, p codec.Path) ([]byte, error) {
 	// Remove the trailing comma if any, else the leading one.
 	j := skipSpace(doc, ve)
 	if j < len(doc) && doc[j] == ',' {
-		return splice(doc, start, skipSpace(doc, j+1), nil), nil
+		return spliceOwn(doc, start, skipSpace(doc, j+1), nil, own), nil
 	}
 	k := skipSpaceBack(doc, start-1)
 	if k >= 0 && doc[k] == ',' {
-		return splice(doc, k, ve, nil), nil
+		return spliceOwn(doc, k, ve, nil, own), nil
 	}
-	return splice(doc, start, ve, nil), nil
+	return spliceOwn(doc, start, ve, nil, own), nil
 }
 
 // openingQuote returns the index of the quote that opens the string whose
@@ -201,12 +214,34 @@ func emptyObject(obj []byte) bool {
 	return len(trimSpace(obj[1:len(obj)-1])) == 0
 }
 
-// splice returns a new slice: doc[:from] + ins + doc[to:].
+// spliceSlack is the spare capacity of a spliced document, so the next
+// edits of the same record in the same call (a deletion, a field set to a
+// longer value, a small insertion) are made in place.
+const spliceSlack = 64
+
+// splice returns a new slice: doc[:from] + ins + doc[to:], with
+// spliceSlack bytes of spare capacity.
 func splice(doc []byte, from, to int, ins []byte) []byte {
-	out := make([]byte, 0, len(doc)-(to-from)+len(ins))
-	out = append(out, doc[:from]...)
-	out = append(out, ins...)
-	return append(out, doc[to:]...)
+	n := len(doc) - (to - from) + len(ins)
+	out := make([]byte, n, n+spliceSlack)
+	copy(out, doc[:from])
+	copy(out[from:], ins)
+	copy(out[from+len(ins):], doc[to:])
+	return out
+}
+
+// spliceOwn is splice that, when own (doc is private to the caller) and
+// doc's capacity allows, edits doc in place instead of allocating. ins must
+// not alias doc.
+func spliceOwn(doc []byte, from, to int, ins []byte, own bool) []byte {
+	n := len(doc) - (to - from) + len(ins)
+	if !own || n > cap(doc) {
+		return splice(doc, from, to, ins)
+	}
+	out := doc[:n]
+	copy(out[from+len(ins):], doc[to:]) // memmove: the ranges may overlap
+	copy(out[from:], ins)
+	return out
 }
 
 const hexDigits = "0123456789abcdef"

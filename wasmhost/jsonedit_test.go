@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/engine/codec"
 )
@@ -99,11 +100,68 @@ func FuzzJSONEdit(f *testing.F) {
 				t.Fatalf("set %q %q=%q then get %q", doc, path, val, got)
 			}
 		}
+		if err == nil {
+			// In place on a private copy: the same bytes.
+			own, oerr := inPlace(doc, func(d []byte) ([]byte, error) {
+				g, gerr := codec.Get(d, p)
+				return jsonSetAt(d, p, v, g, gerr, true)
+			})
+			if oerr != nil || string(own) != string(set) {
+				t.Fatalf("set %q %q=%q in place: %q (%v), copied %q", doc, path, val, own, oerr, set)
+			}
+		}
 		del, err := jsonDelete([]byte(doc), p)
 		if err == nil && !json.Valid(del) {
 			t.Fatalf("delete %q %q gave invalid JSON %q", doc, path, del)
 		}
+		if err == nil {
+			own, oerr := inPlace(doc, func(d []byte) ([]byte, error) {
+				g, gerr := codec.Get(d, p)
+				return jsonDeleteAt(d, g, gerr, true)
+			})
+			if oerr != nil || string(own) != string(del) {
+				t.Fatalf("delete %q %q in place: %q (%v), copied %q", doc, path, own, oerr, del)
+			}
+		}
 	})
+}
+
+// inPlace runs edit on a private copy of doc with spare capacity and checks
+// that the edit did not allocate when the result fits.
+func inPlace(doc string, edit func([]byte) ([]byte, error)) ([]byte, error) {
+	buf := make([]byte, len(doc), len(doc)+spliceSlack+len(doc))
+	copy(buf, doc)
+	out, err := edit(buf)
+	if err == nil && len(out) <= cap(buf) && unsafe.SliceData(out) != unsafe.SliceData(buf) {
+		return nil, errors.New("a fitting edit was copied")
+	}
+	return out, err
+}
+
+func TestSpliceOwn(t *testing.T) {
+	for _, c := range []struct {
+		doc, ins string
+		from, to int
+	}{
+		{"abcdef", "XY", 1, 3},
+		{"abcdef", "XYZW", 1, 2},
+		{"abcdef", "", 0, 6},
+		{"abcdef", "", 2, 4},
+		{"abcdef", "123", 6, 6},
+		{"abcdef", "123", 0, 0},
+	} {
+		want := string(splice([]byte(c.doc), c.from, c.to, []byte(c.ins)))
+		buf := make([]byte, len(c.doc), 32)
+		copy(buf, c.doc)
+		got := spliceOwn(buf, c.from, c.to, []byte(c.ins), true)
+		if string(got) != want || unsafe.SliceData(got) != unsafe.SliceData(buf) {
+			t.Errorf("spliceOwn(%q, %d, %d, %q) = %q, want %q in place", c.doc, c.from, c.to, c.ins, got, want)
+		}
+		full := []byte(c.doc)[:len(c.doc):len(c.doc)]
+		if got := spliceOwn(full, c.from, c.to, []byte(c.ins), false); string(got) != want || (len(got) > 0 && unsafe.SliceData(got) == unsafe.SliceData(full)) {
+			t.Errorf("spliceOwn not own: %q, want a copy of %q", got, want)
+		}
+	}
 }
 
 func jsonEqual(a, b []byte) bool {

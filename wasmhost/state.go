@@ -21,6 +21,7 @@ type recState struct {
 	lastChild   int32
 	nextSibling int32
 	ownHeaders  bool // rec.Headers is a private copy
+	ownValue    bool // rec.Value was made by the host in this call: edits go in place
 }
 
 // lookup is one cached get_field result.
@@ -40,15 +41,25 @@ type callState struct {
 	emitted int
 	maxEmit int
 
-	paths  map[string]codec.Path // parsed paths, per instance
-	quoted []byte                // set_string's scratch (grow-only)
+	paths  map[string]codec.Path   // parsed paths, per instance
+	recent [recentPaths]codec.Path // the last paths used, checked before paths
+	next   int                     // the slot of recent to fill next
+	quoted []byte                  // set_string's scratch (grow-only)
+	topics [recentTopics]string    // the last topics set, reused (no allocation per record)
+	arena  []byte                  // small copies (keys, header values) are carved from it
 
 	// Lookups of the record cacheIdx since its last edit.
 	cacheIdx int32
 	cache    []lookup
 }
 
-const maxPathCache = 1024
+const (
+	maxPathCache = 1024
+	recentPaths  = 8
+	recentTopics = 8
+	arenaChunk   = 4096
+	arenaMax     = 256 // larger copies get their own allocation
+)
 
 func (s *callState) reset(in []engine.Record, maxEmit int) {
 	s.in, s.n, s.emitted, s.maxEmit = in, len(in), 0, maxEmit
@@ -91,6 +102,7 @@ func (s *callState) edit(idx int32) *engine.Record {
 	if !st.mod {
 		st.rec = s.in[idx]
 		st.mod = true
+		st.ownValue = false
 	}
 	if idx == s.cacheIdx {
 		s.cacheIdx = -1
@@ -99,20 +111,85 @@ func (s *callState) edit(idx int32) *engine.Record {
 	return &st.rec
 }
 
-// path returns the parsed path for raw (cached per instance).
+// setValue sets record idx's value to doc, made by the host in this call.
+func (s *callState) setValue(idx int32, doc []byte) {
+	s.edit(idx).Value = doc
+	s.recs[idx].ownValue = true
+}
+
+// path returns the parsed path for raw (cached per instance: a guest uses a
+// handful of paths, so the last few are compared before the map is hashed).
 func (s *callState) path(raw []byte) (codec.Path, bool) {
-	if p, ok := s.paths[string(raw)]; ok {
-		return p, true
+	for i := range s.recent {
+		if p := s.recent[i]; p.String() == string(raw) && len(raw) > 0 {
+			return p, true
+		}
 	}
-	p, err := codec.ParsePath(string(raw))
-	if err != nil {
-		return codec.Path{}, false
+	p, ok := s.paths[string(raw)]
+	if !ok {
+		var err error
+		if p, err = codec.ParsePath(string(raw)); err != nil {
+			return codec.Path{}, false
+		}
+		if len(s.paths) >= maxPathCache {
+			clear(s.paths)
+		}
+		s.paths[p.String()] = p
 	}
-	if len(s.paths) >= maxPathCache {
-		clear(s.paths)
-	}
-	s.paths[p.String()] = p
+	s.recent[s.next] = p
+	s.next = (s.next + 1) % recentPaths
 	return p, true
+}
+
+// cached returns the cached get_field lookup of rawPath in record idx as
+// codec.Get would: the value (a slice of the record's current Value) or
+// codec.ErrNotFound. ok is false when nothing usable is cached.
+func (s *callState) cached(idx int32, rawPath []byte) (val []byte, err error, ok bool) {
+	if idx != s.cacheIdx {
+		return nil, nil, false
+	}
+	for i := range s.cache {
+		if c := &s.cache[i]; c.path == string(rawPath) {
+			switch c.err {
+			case StatusOK:
+				return c.val, nil, true
+			case StatusNotFound:
+				return nil, codec.ErrNotFound, true
+			}
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
+}
+
+// topic returns t as a string, reusing one of the last topics set when
+// equal: a guest routes to a few topics, and records keep their string.
+func (s *callState) topic(t []byte) string {
+	for _, old := range s.topics {
+		if old == string(t) && old != "" {
+			return old
+		}
+	}
+	str := string(t)
+	copy(s.topics[1:], s.topics[:recentTopics-1])
+	s.topics[0] = str
+	return str
+}
+
+// clone copies b, small copies carved from a shared chunk so that a key
+// or header set per record is not an allocation per record. The copy's
+// capacity is its length: appending to it never touches its neighbours.
+func (s *callState) clone(b []byte) []byte {
+	n := len(b)
+	if n == 0 || n > arenaMax {
+		return bytes.Clone(b)
+	}
+	if cap(s.arena)-len(s.arena) < n {
+		s.arena = make([]byte, 0, arenaChunk)
+	}
+	at := len(s.arena)
+	s.arena = append(s.arena, b...)
+	return s.arena[at : at+n : at+n]
 }
 
 // getField looks up path in record idx, through the per-record cache.
@@ -169,7 +246,7 @@ func (s *callState) setHeader(idx int32, name, val []byte) {
 		r.Headers = append([]engine.Header(nil), r.Headers...)
 		st.ownHeaders = true
 	}
-	v := bytes.Clone(val)
+	v := s.clone(val)
 	for i := range r.Headers {
 		if r.Headers[i].Key == string(name) {
 			r.Headers[i].Value = v
@@ -193,6 +270,7 @@ func (s *callState) emit(parent int32, val []byte) int32 {
 	child.rec.Value = bytes.Clone(val)
 	child.rec.Headers = append([]engine.Header(nil), p.Headers...)
 	child.ownHeaders = true
+	child.ownValue = true
 	// Children hang off the batch record they descend from.
 	root := parent
 	for s.recs[root].parent >= 0 {
