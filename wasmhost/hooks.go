@@ -19,7 +19,10 @@ type CallStats struct {
 // gateway maps these onto its metrics.
 type Hooks struct {
 	// OnCall is called after every guest call that returned (including
-	// calls whose records were dead-lettered by a trap).
+	// calls whose records were dead-lettered by a trap). A sharded batch
+	// (see Pipeline.Process) makes one call per shard per transform: the
+	// counts of a batch are the sum over its calls, each record counted
+	// once.
 	OnCall func(transform string, s CallStats)
 	// OnTrap is called for every failed call: kind is TrapPanic,
 	// TrapDeadline, TrapOOM or TrapAbort.
