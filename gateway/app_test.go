@@ -220,3 +220,41 @@ func TestRejectedStreamedBodyIsDrained(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableRequests: headers past the read buffer get 431 and a
+// malformed request line gets 400, each with a JSON error that does not echo
+// the request's bytes.
+func TestUnreadableRequests(t *testing.T) {
+	app := startApp(t, io.Discard, "--sink", "discard")
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want int
+	}{
+		{"huge header", "POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("secret", 3000) + "\r\nContent-Length: 2\r\n\r\n{}", 431},
+		{"broken request line", "POST\x00secret /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", app.HTTPAddr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, tc.raw); err != nil {
+				t.Fatal(err)
+			}
+			var resp fasthttp.Response
+			if err := resp.Read(bufio.NewReader(conn)); err != nil {
+				t.Fatal(err)
+			}
+			var body struct{ Error string }
+			if err := json.Unmarshal(resp.Body(), &body); err != nil || body.Error == "" {
+				t.Fatalf("body %q is not a JSON error: %v", resp.Body(), err)
+			}
+			if resp.StatusCode() != tc.want || strings.Contains(body.Error, "secret") {
+				t.Fatalf("status %d, error %q; want %d without the request's bytes", resp.StatusCode(), body.Error, tc.want)
+			}
+		})
+	}
+}

@@ -106,7 +106,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestStatusOf(t *testing.T) {
 	for err, want := range map[error]int{
-		nil: 200, ErrEmptyBody: 400, ErrInvalidJSON: 400, ErrUnauthorized: 401, ErrNotFound: 404,
+		nil: 200, ErrEmptyBody: 400, ErrInvalidJSON: 400, ErrMalformedRequest: 400, ErrHeadersTooLarge: 431,
+		ErrUnauthorized: 401, ErrNotFound: 404,
 		ErrMethodNotAllowed: 405, ErrBodyTooLarge: 413, ErrUnsupportedMediaType: 415, ErrUnsupportedEncoding: 415,
 		ErrOverloaded: 503, ErrSinkUnavailable: 503, ErrShuttingDown: 503, ErrAckTimeout: 504,
 		&PressureError{Source: "queue", Err: ErrOverloaded}: 503, errors.New("boom"): 500,

@@ -45,6 +45,12 @@ var (
 	// within the ack timeout (504). Its records may still be written: a
 	// retry can create duplicates (at-least-once).
 	ErrAckTimeout = errors.New("the sink did not acknowledge the events within the ack timeout: retry (duplicates are possible)")
+	// ErrHeadersTooLarge is returned when the request line and headers do not
+	// fit the read buffer (431).
+	ErrHeadersTooLarge = errors.New("request headers too large: keep the request line and headers under 8 KiB")
+	// ErrMalformedRequest is returned for a request that is not valid HTTP/1.1
+	// (400).
+	ErrMalformedRequest = errors.New("malformed HTTP request: send POST /v1/events with a valid request line, headers and body framing")
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("invalid configuration")
 )
@@ -78,8 +84,10 @@ func StatusOf(err error) int {
 	switch {
 	case err == nil:
 		return fasthttp.StatusOK
-	case errors.Is(err, ErrEmptyBody), errors.Is(err, ErrInvalidJSON):
+	case errors.Is(err, ErrEmptyBody), errors.Is(err, ErrInvalidJSON), errors.Is(err, ErrMalformedRequest):
 		return fasthttp.StatusBadRequest
+	case errors.Is(err, ErrHeadersTooLarge):
+		return fasthttp.StatusRequestHeaderFieldsTooLarge
 	case errors.Is(err, ErrUnauthorized):
 		return fasthttp.StatusUnauthorized
 	case errors.Is(err, ErrNotFound):

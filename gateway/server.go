@@ -20,6 +20,10 @@ import (
 // the body is read.
 const streamAbove = 64 << 10
 
+// readBufferSize bounds the request line and headers of one request
+// (larger: 431). It is also each connection's read buffer.
+const readBufferSize = 8 << 10
+
 // tenant is a resolved API key.
 type tenant struct {
 	name  string
@@ -64,6 +68,7 @@ func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, 
 		Handler:                      s.handle,
 		ErrorHandler:                 s.errorHandler,
 		MaxRequestBodySize:           streamAbove,
+		ReadBufferSize:               readBufferSize,
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		ReadTimeout:                  30 * time.Second,
@@ -94,12 +99,21 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
+// errorHandler answers requests fasthttp could not read. fasthttp's own
+// messages quote the offending bytes; they are logged at debug level, never
+// echoed to the client.
 func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		err = ErrBodyTooLarge
-	} else {
-		err = errors.Join(ErrInvalidJSON, err)
+	case errors.As(err, &small):
+		err = ErrHeadersTooLarge
+	default:
+		s.log.Debug("unreadable request", "remote", ctx.RemoteAddr().String(), "err", err)
+		err = ErrMalformedRequest
 	}
+	ctx.SetConnectionClose()
 	s.m.request(writeError(ctx, err, 0))
 }
 
