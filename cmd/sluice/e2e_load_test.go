@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2e"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -45,7 +46,7 @@ func TestFloodBoundedMemory(t *testing.T) {
 			for time.Now().Before(deadline) {
 				start := time.Now()
 				offered.Add(int64(body.Len()))
-				r, err := doErr("POST", p.url("/v1/events"), body.Bytes(), "Content-Type", "application/x-ndjson")
+				r, err := doErr("POST", p.URL("/v1/events"), body.Bytes(), "Content-Type", "application/x-ndjson")
 				d := time.Since(start)
 				mu.Lock()
 				switch {
@@ -96,7 +97,7 @@ func TestFloodBoundedMemory(t *testing.T) {
 	}
 	// Still alive and serving.
 	waitFor(t, 20*time.Second, "a 200 after the flood", func() bool {
-		r, err := doErr("POST", p.url("/v1/events"), []byte(analyticsEvent(1)))
+		r, err := doErr("POST", p.URL("/v1/events"), []byte(analyticsEvent(1)))
 		if err == nil && r.code == 200 {
 			accepted.Add(1)
 			return true
@@ -106,7 +107,7 @@ func TestFloodBoundedMemory(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	inKafka := endOffsets(t, brokers, "events")["events"]
+	inKafka := e2e.EndOffsets(t, brokers, "events")["events"]
 	if inKafka < accepted.Load() {
 		t.Fatalf("Kafka holds %d events, fewer than the %d acknowledged", inKafka, accepted.Load())
 	}
@@ -144,7 +145,7 @@ func TestSigtermUnderLoad(t *testing.T) {
 					ids[i] = fmt.Sprintf("s%d-%d", n, i)
 					fmt.Fprintf(&b, `{"id":%q,"event":"click","pad":"%s"}`+"\n", ids[i], strings.Repeat("x", 100))
 				}
-				r, err := doErr("POST", p.url("/v1/events"), []byte(b.String()))
+				r, err := doErr("POST", p.URL("/v1/events"), []byte(b.String()))
 				mu.Lock()
 				if err != nil {
 					codes[-1]++
@@ -183,20 +184,5 @@ func TestSigtermUnderLoad(t *testing.T) {
 			t.Errorf("unexpected status %d around SIGTERM", c)
 		}
 	}
-	inKafka := map[string]bool{}
-	for _, rec := range consume(t, brokers, "events") {
-		v := string(rec.Value)
-		i := strings.Index(v, `"id":"`)
-		j := strings.Index(v[i+6:], `"`)
-		inKafka[v[i+6:i+6+j]] = true
-	}
-	lost := 0
-	for id := range acked {
-		if !inKafka[id] {
-			lost++
-		}
-	}
-	if lost > 0 {
-		t.Fatalf("%d of %d acknowledged events are not in Kafka", lost, len(acked))
-	}
+	lostAcks(t, brokers, acked)
 }

@@ -5,41 +5,24 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/e2e"
 )
 
 // buildExamples builds the example transforms from examples/ with the Go
 // toolchain into dir, as a user would.
 func buildExamples(t testing.TB, dir string, names ...string) {
 	t.Helper()
-	root, err := filepath.Abs("../../examples")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(names))
+	guests := make([]e2e.Guest, len(names))
 	for i, n := range names {
-		wg.Go(func() {
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, n+".wasm"), "./"+n)
-			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs[i] = fmt.Errorf("build %s: %v\n%s", n, err, out)
-			}
-		})
+		guests[i] = e2e.Example(n)
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := e2e.BuildGuests(dir, guests...); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -69,7 +52,7 @@ func TestPipelineExamples(t *testing.T) {
 	}
 	wasmDir := t.TempDir()
 	buildExamples(t, wasmDir, "filter", "redact", "route", "enrich")
-	broker := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	broker := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
 	p := startSluice(t, "--dev", "--dev-broker", broker, "--transforms", wasmDir,
 		"--pipeline", "filter,redact,route,enrich", "--admin-token", "tok", "--max-event", "2KiB", "--ack-timeout", "30s")
 
@@ -89,7 +72,7 @@ func TestPipelineExamples(t *testing.T) {
 			body.WriteString(`{"id":"huge","pad":"` + strings.Repeat("z", 3000) + `"}` + "\n")
 		}
 	}
-	r := do(t, "POST", p.url("/v1/events"), []byte(body.String()), "Content-Type", "application/x-ndjson")
+	r := do(t, "POST", p.URL("/v1/events"), []byte(body.String()), "Content-Type", "application/x-ndjson")
 	if r.code != 200 {
 		t.Fatalf("status %d %s", r.code, r.body)
 	}
@@ -158,7 +141,7 @@ func TestPipelineExamples(t *testing.T) {
 	dlq := consume(t, brokers, "sluice.dlq")
 	var reasons []string
 	for _, rec := range dlq {
-		reasons = append(reasons, header(rec, "sluice-reason"))
+		reasons = append(reasons, e2e.Header(rec, "sluice-reason"))
 	}
 	if len(dlq) != 4 {
 		t.Fatalf("DLQ: %d records, want 4: %q", len(dlq), reasons)
@@ -187,11 +170,11 @@ func TestPipelineExamples(t *testing.T) {
 			t.Errorf("no calls counted for %s", tr)
 		}
 	}
-	pr := do(t, "GET", p.adminURL("/admin/pipeline"), nil, "Authorization", "Bearer tok")
+	pr := do(t, "GET", p.AdminURL("/admin/pipeline"), nil, "Authorization", "Bearer tok")
 	if pr.code != 200 || !strings.Contains(pr.body, `"filter","redact","route","enrich"`) {
 		t.Fatalf("GET /admin/pipeline: %d %s", pr.code, pr.body)
 	}
-	if r := do(t, "GET", p.adminURL("/admin/budget"), nil); r.code != 401 {
+	if r := do(t, "GET", p.AdminURL("/admin/budget"), nil); r.code != 401 {
 		t.Fatalf("admin API without the token: %d", r.code)
 	}
 	if code := p.stop(t); code != 0 {

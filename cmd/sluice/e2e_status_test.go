@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/e2e"
 )
 
 func gz(t testing.TB, b []byte) []byte {
@@ -61,7 +63,7 @@ func TestStatusCodes(t *testing.T) {
 	ev := func(id string) string { return fmt.Sprintf(`{"id":%q,"event":"page_view"}`, id) }
 	auth := []string{"Authorization", "Bearer k1"}
 	post := func(body []byte, headers ...string) response {
-		return do(t, "POST", p.url("/v1/events"), body, append(slices.Clone(auth), headers...)...)
+		return do(t, "POST", p.URL("/v1/events"), body, append(slices.Clone(auth), headers...)...)
 	}
 	type okCase struct {
 		name       string
@@ -87,7 +89,7 @@ func TestStatusCodes(t *testing.T) {
 			t.Fatalf("%s: accepted %d dropped %d dead-lettered %d; want %d 0 %d", c.name, acc, drop, dead, c.acc, c.dlq)
 		}
 	}
-	r := do(t, "POST", p.url("/v1/events"), []byte(ev("x1")), "X-API-Key", "k2", "Content-Type", "application/json")
+	r := do(t, "POST", p.URL("/v1/events"), []byte(ev("x1")), "X-API-Key", "k2", "Content-Type", "application/json")
 	if r.code != 200 {
 		t.Fatalf("X-API-Key: status %d %s", r.code, r.body)
 	}
@@ -116,7 +118,7 @@ func TestStatusCodes(t *testing.T) {
 		{"xml", "POST", "/v1/events", []byte("<event/>"), append(slices.Clone(auth), "Content-Type", "application/xml"), 415},
 		{"unknown encoding", "POST", "/v1/events", []byte(ev("e1")), append(slices.Clone(auth), "Content-Encoding", "compress"), 415},
 	} {
-		r := do(t, c.method, p.url(c.path), c.body, c.headers...)
+		r := do(t, c.method, p.URL(c.path), c.body, c.headers...)
 		if r.code != c.code {
 			t.Fatalf("%s: status %d (%s), want %d", c.name, r.code, r.body, c.code)
 		}
@@ -141,7 +143,7 @@ func TestStatusCodes(t *testing.T) {
 	dlq := consume(t, brokers, "sluice.dlq")
 	reasons := map[string]string{}
 	for _, rec := range dlq {
-		reasons[header(rec, "sluice-reason")] = string(rec.Value)
+		reasons[e2e.Header(rec, "sluice-reason")] = string(rec.Value)
 	}
 	if len(dlq) != 2 {
 		t.Fatalf("DLQ has %d records, want 2: %v", len(dlq), reasons)
@@ -178,13 +180,13 @@ func TestStatusCodes(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	m := do(t, "GET", p.adminURL("/metrics"), nil)
+	m := do(t, "GET", p.AdminURL("/metrics"), nil)
 	for _, s := range []string{"# HELP sluice_ingest_requests_total", "# TYPE sluice_sink_latency_seconds histogram", "process_resident_memory_bytes", "go_goroutines"} {
 		if !strings.Contains(m.body, s) {
 			t.Errorf("/metrics lacks %q", s)
 		}
 	}
-	for _, u := range []string{p.url("/healthz"), p.url("/readyz"), p.adminURL("/healthz"), p.adminURL("/readyz")} {
+	for _, u := range []string{p.URL("/healthz"), p.URL("/readyz"), p.AdminURL("/healthz"), p.AdminURL("/readyz")} {
 		if r := do(t, "GET", u, nil); r.code != 200 {
 			t.Errorf("%s: %d %s", u, r.code, r.body)
 		}

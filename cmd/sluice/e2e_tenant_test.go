@@ -29,12 +29,12 @@ tenants:
 	t.Setenv("ACME_KEY_FOR_TEST", "ka-env")
 	p := startSluice(t, "--config", cfg)
 	for key, id := range map[string]string{"kd": "d1", "ka": "a1", "ka-env": "a2"} {
-		r := do(t, "POST", p.url("/v1/events"), []byte(`{"id":"`+id+`"}`), "Authorization", "Bearer "+key)
+		r := do(t, "POST", p.URL("/v1/events"), []byte(`{"id":"`+id+`"}`), "Authorization", "Bearer "+key)
 		if r.code != 200 {
 			t.Fatalf("key %s: %d %s", key, r.code, r.body)
 		}
 	}
-	if r := do(t, "POST", p.url("/v1/events"), []byte(`{"id":"x"}`), "Authorization", "Bearer ACME_KEY_FOR_TEST"); r.code != 401 {
+	if r := do(t, "POST", p.URL("/v1/events"), []byte(`{"id":"x"}`), "Authorization", "Bearer ACME_KEY_FOR_TEST"); r.code != 401 {
 		t.Fatalf("an env variable's name is not a key: %d", r.code)
 	}
 	got := map[string][]string{}
