@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/bytedance/sonic/ast"
 	"github.com/sluicehq/sluice/engine"
@@ -88,16 +89,19 @@ func BenchmarkChainSerial(b *testing.B) {
 	benchPipelineN(b, Config{PoolSize: 1}, benchBatch, chainNames...)
 }
 
-// BenchmarkChainSize compares small batches run on one core and sharded,
-// to place MinShard.
-func BenchmarkChainSize(b *testing.B) {
-	for _, n := range []int{64, 128, 256, 512} {
-		for _, pool := range []int{1, 2} {
-			b.Run(fmt.Sprintf("n=%d/pool=%d", n, pool), func(b *testing.B) {
-				defer func(m int) { minShard = m }(minShard)
-				minShard = 16
-				benchPipelineN(b, Config{PoolSize: pool}, n, chainNames...)
-			})
+// BenchmarkShardSize compares small batches run on one instance (pool=1)
+// and cut into two shards (pool=2), for the chain and for a guest that does
+// nothing (where a shard's fixed cost weighs most), to place minShard.
+func BenchmarkShardSize(b *testing.B) {
+	for _, g := range [][]string{chainNames, {"noop"}} {
+		for _, n := range []int{64, 128, 256, 512} {
+			for _, pool := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/n=%d/pool=%d", g[0], n, pool), func(b *testing.B) {
+					defer func(m int, w time.Duration) { minShard, minShardWork = m, w }(minShard, minShardWork)
+					minShard, minShardWork = 16, 0
+					benchPipelineN(b, Config{PoolSize: pool}, n, g...)
+				})
+			}
 		}
 	}
 }

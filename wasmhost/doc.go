@@ -11,11 +11,11 @@
 // The engine's driver calls Pipeline.Process with a batch of records. For
 // each transform of the pipeline's current chain the host takes an idle
 // instance from that transform's pool and calls its sluice_process export
-// once with the record count. A batch of 256 records or more is cut into
-// up to min(PoolSize, GOMAXPROCS) contiguous shards of at least 128 records
-// that run through the whole chain in parallel, each on its own instances,
-// and are joined back in input order: guests are single-threaded, so this
-// is how one batch uses more than one core. The records never enter the guest wholesale:
+// once with the record count. A batch big enough for its chain's measured
+// cost is cut into up to min(PoolSize, GOMAXPROCS) contiguous shards that
+// run through the whole chain in parallel, each on its own instances, and
+// are joined back in input order: guests are single-threaded, so this is
+// how one batch uses more than one core. The records never enter the guest wholesale:
 // the guest pulls what it needs through the sluice_v1 host functions
 // (record_count, get_field by dotted path — parsed on demand with sonic,
 // cached per record —, get_string, record_value, record_topic, record_key,

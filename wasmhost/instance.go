@@ -45,6 +45,7 @@ type version struct {
 	slots   chan struct{}  // one token per live instance (cap PoolSize)
 	retired atomic.Bool
 	peakMem atomic.Uint32
+	cost    atomic.Int64 // guest time per record, ns (EWMA); 0 until measured
 }
 
 // instance is one live module: single-threaded, used by one call at a time.
@@ -244,12 +245,15 @@ func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DL
 	cctx, cancel := context.WithTimeout(ctx, deadline)
 	cctx = context.WithValue(cctx, stateKey{}, st)
 	in.stack[0] = uint64(len(recs))
+	callStart := time.Now()
 	callErr := in.process.CallWithStack(cctx, in.stack)
+	took := time.Since(callStart)
 	cancel()
 	v.counters.calls.Add(1)
 	v.counters.records.Add(uint64(len(recs)))
 
 	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
+		v.noteCost(took, len(recs))
 		out, dlq, t := st.collect(recs, dlq, v.name)
 		v.notePeak(in)
 		recycle := h.cfg.RecycleAbove > 0 && int64(in.mem.Size()) > h.cfg.RecycleAbove

@@ -47,9 +47,10 @@ func (p *Pipeline) Transforms() []string { return slices.Clone(p.cur.Load().name
 // returns the records to write and dlq with the dead letters appended. The
 // output may reuse recs' backing array. An empty chain returns recs as is.
 //
-// A batch of at least 256 records (2 shards of 128) is cut into up to
-// min(PoolSize, GOMAXPROCS) contiguous shards that run in parallel, each on
-// its own instances through the whole chain; the output is the same as an
+// A batch whose estimated guest time is large enough (see shardCount: at
+// least 32 records and 50 µs of measured guest time per shard) is cut into
+// up to min(PoolSize, GOMAXPROCS) contiguous shards that run in parallel,
+// each on its own instances through the whole chain; the output is the same as an
 // unsharded run's: records in input order (emitted records after their
 // parent), dead letters transform by transform in input order. Each shard
 // makes its own guest calls, so Hooks.OnCall reports one call per shard per
@@ -69,7 +70,7 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 	if len(c.versions) == 0 {
 		return recs, dlq, nil
 	}
-	if k := p.host.shardCount(len(recs)); k > 1 {
+	if k := p.host.shardCount(c, len(recs)); k > 1 {
 		return p.processSharded(ctx, c, recs, dlq, k)
 	}
 	for _, v := range c.versions {

@@ -189,6 +189,7 @@ func TestRestartRestoresTransformsAndPipelines(t *testing.T) {
 func TestSwapUnderLoad(t *testing.T) {
 	// A generous deadline: the test overloads two cores on purpose, and a
 	// wall-clock deadline would otherwise dead-letter a descheduled call.
+	withShards(t, 32, 2)
 	h := newHost(t, Config{PoolSize: 4, CallDeadline: 10 * time.Second})
 	ctx := context.Background()
 	filter, noop := guest(t, "filter"), guest(t, "noop")
@@ -212,7 +213,7 @@ func TestSwapUnderLoad(t *testing.T) {
 		wg.Add(1)
 		size := 20
 		if w%2 == 1 {
-			size = 2*minShard + 44
+			size = 300
 		}
 		go func() {
 			defer wg.Done()

@@ -5,21 +5,61 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/engine"
 )
 
-// minShard is the fewest records a shard of a sharded batch gets: a batch
-// is cut into shards only when every shard has at least this many records,
-// so each extra guest call (about 2 µs plus a goroutine hand-off) is spread
-// over enough records to pay off. A variable for tests and benchmarks.
-var minShard = 128
+// Sharding pays when the work of a shard outweighs its fixed cost: a
+// goroutine hand-off to the other core and back (measured 15–20 µs on a
+// 2-vCPU VM, where waking an idle thread is slow) plus one more guest call
+// per transform. So a batch is cut only into shards of at least minShard
+// records AND of at least minShardWork estimated guest time, the estimate
+// being the chain's measured cost per record. Measured (BenchmarkShardSize):
+// the example chain (about 18 µs/record) gains 1.5× from two shards of 32
+// records, while a guest that does nothing (about 90 ns/record) loses up to
+// 512 records and breaks even near 1,000. Variables for tests.
+var (
+	minShard     = 32
+	minShardWork = 50 * time.Microsecond
+)
 
 // shardCount returns how many shards a batch of n records through c is cut
-// into: min(PoolSize, GOMAXPROCS, n/minShard), at least 1.
-func (h *Host) shardCount(n int) int {
+// into: min(PoolSize, GOMAXPROCS, n/minShard, estimated work/minShardWork),
+// at least 1. A chain with a transform not measured yet is not sharded.
+func (h *Host) shardCount(c *chain, n int) int {
 	k := min(h.cfg.PoolSize, runtime.GOMAXPROCS(0), n/minShard)
+	if k < 2 {
+		return 1
+	}
+	if minShardWork > 0 {
+		var perRecord int64
+		for _, v := range c.versions {
+			ns := v.cost.Load()
+			if ns == 0 {
+				return 1
+			}
+			perRecord += ns
+		}
+		k = min(k, int(int64(n)*perRecord/int64(minShardWork)))
+	}
 	return max(k, 1)
+}
+
+// noteCost folds the measured guest time of a successful call over n
+// records into the version's cost per record (an EWMA, 1/8 weight). Calls
+// of fewer than minShard records are skipped: their fixed cost would
+// dominate.
+func (v *version) noteCost(d time.Duration, n int) {
+	if n < minShard {
+		return
+	}
+	per := max(d.Nanoseconds()/int64(n), 1)
+	old := v.cost.Load()
+	if old != 0 {
+		per = old + (per-old)/8
+	}
+	v.cost.Store(max(per, 1))
 }
 
 // shard is one contiguous slice of a sharded batch and what the chain made

@@ -13,13 +13,13 @@ import (
 )
 
 // withShards makes batches of at least 2×min records shardable into up to
-// procs shards for the test's duration.
+// procs shards, whatever their cost, for the test's duration.
 func withShards(tb testing.TB, min, procs int) {
 	tb.Helper()
-	oldMin, oldProcs := minShard, runtime.GOMAXPROCS(procs)
-	minShard = min
+	oldMin, oldWork, oldProcs := minShard, minShardWork, runtime.GOMAXPROCS(procs)
+	minShard, minShardWork = min, 0
 	tb.Cleanup(func() {
-		minShard = oldMin
+		minShard, minShardWork = oldMin, oldWork
 		runtime.GOMAXPROCS(oldProcs)
 	})
 }
@@ -152,16 +152,61 @@ func TestShardedExamplesMatchUnsharded(t *testing.T) {
 }
 
 func TestShardCount(t *testing.T) {
-	withShards(t, 128, 2)
+	withShards(t, 32, 2)
+	minShardWork = 50 * time.Microsecond
 	h := newHost(t, Config{PoolSize: 4})
-	for _, c := range []struct{ n, want int }{{0, 1}, {1, 1}, {255, 1}, {256, 2}, {10_000, 2}} {
-		if got := h.shardCount(c.n); got != c.want {
-			t.Errorf("shardCount(%d) = %d, want %d", c.n, got, c.want)
+	addGuests(t, h, "noop", "filter")
+	noop, filter := h.transforms["noop"].current, h.transforms["filter"].current
+	cheap, costly := &chain{versions: []*version{noop}}, &chain{versions: []*version{noop, filter}}
+	// Not measured yet: not sharded.
+	if got := h.shardCount(costly, 10_000); got != 1 {
+		t.Fatalf("unmeasured: shardCount = %d", got)
+	}
+	noop.cost.Store(100)
+	filter.cost.Store(1_100)
+	for _, c := range []struct {
+		c    *chain
+		n    int
+		want int
+	}{
+		{cheap, 0, 1}, {cheap, 63, 1}, {cheap, 512, 1}, {cheap, 999, 1}, {cheap, 1_000, 2}, {cheap, 100_000, 2},
+		{costly, 63, 1}, {costly, 64, 1}, {costly, 84, 2}, {costly, 10_000, 2},
+	} {
+		if got := h.shardCount(c.c, c.n); got != c.want {
+			t.Errorf("shardCount(%d versions at %d ns/record, %d) = %d, want %d", len(c.c.versions), c.c.versions[len(c.c.versions)-1].cost.Load(), c.n, got, c.want)
 		}
 	}
+	runtime.GOMAXPROCS(3)
+	if got := h.shardCount(costly, 10_000); got != 3 {
+		t.Errorf("3 procs: shardCount = %d", got)
+	}
 	one := newHost(t, Config{PoolSize: 1})
-	if got := one.shardCount(10_000); got != 1 {
+	if got := one.shardCount(costly, 10_000); got != 1 {
 		t.Errorf("PoolSize 1: shardCount = %d", got)
+	}
+}
+
+// TestCostMeasured: calls measure their transform's cost per record, and a
+// measured costly chain shards its next batches with the default settings.
+func TestCostMeasured(t *testing.T) {
+	withShards(t, 32, 2)
+	minShardWork = 50 * time.Microsecond
+	rec, hooks := newHooksRecorder()
+	h := newHost(t, Config{PoolSize: 2, Hooks: hooks})
+	addGuests(t, h, "redact")
+	docs := make([]string, 200)
+	for i := range docs {
+		docs[i] = benchEvent(i)
+	}
+	process(t, h, "p", []string{"redact"}, docs...)
+	if c := h.transforms["redact"].current.cost.Load(); c < 100 {
+		t.Fatalf("redact cost %d ns/record", c)
+	}
+	process(t, h, "p", []string{"redact"}, docs...)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if n := rec.ncalls["redact"]; n != 3 {
+		t.Fatalf("redact called %d times, want 1 then 2 shards", n)
 	}
 }
 
