@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/sluicehq/sluice/gateway/admin"
+	"github.com/sluicehq/sluice/internal/e2e"
 	"github.com/sluicehq/sluice/wasmhost"
 )
 
@@ -29,7 +30,7 @@ var compileCache struct {
 func newHostAPI(tb testing.TB, tenants map[string]string) (*adminClient, *wasmhost.Host) {
 	tb.Helper()
 	compileCache.once.Do(func() {
-		compileCache.dir = filepath.Join(guests.dir, "wazero-cache")
+		compileCache.dir = filepath.Join(e2e.Scratch(tb), "wazero-cache")
 		os.MkdirAll(compileCache.dir, 0o755)
 	})
 	ctx := context.Background()
