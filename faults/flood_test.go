@@ -3,7 +3,6 @@
 package faults
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/e2e"
 )
 
 // floodBody generates, without holding it, an NDJSON body of n events of
@@ -109,7 +110,7 @@ func TestFaultMemoryFlood(t *testing.T) {
 				}
 				prefix := fmt.Sprintf("f%d-%d", w, r)
 				body := newFloodBody(prefix, perBody)
-				req, _ := http.NewRequest(http.MethodPost, p.url("/v1/events"), body)
+				req, _ := http.NewRequest(http.MethodPost, p.URL("/v1/events"), body)
 				req.ContentLength = body.size()
 				req.Header.Set("Content-Type", "application/x-ndjson")
 				resp, err := client.Do(req)
@@ -229,18 +230,10 @@ func classify(err error) string {
 
 // metric reads one unlabelled sample from the admin listener's /metrics.
 func (p *proc) metric(name string) (float64, bool) {
-	resp, err := httpClient.Get("http://" + p.admin + "/metrics")
+	m, err := e2e.ReadMetrics(httpClient, p.AdminURL("/metrics"))
 	if err != nil {
 		return 0, false
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
+	v, ok := m[name]
+	return v, ok
 }

@@ -177,7 +177,7 @@ func TestFaultHostileInput(t *testing.T) {
 	}
 	t.Logf("hostile input: %d cases: %s", len(outcomes), strings.Join(outcomes, ", "))
 	p.checkServing(t, 10*time.Second)
-	if code, _, err := get(p.url("/healthz")); err != nil || code != http.StatusOK {
+	if code, _, err := get(p.URL("/healthz")); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz after the corpus: %d %v", code, err)
 	}
 	// The dead letters of the accepted bodies reached the DLQ topic with

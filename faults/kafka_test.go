@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2e"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,7 +105,7 @@ type restartableCluster struct {
 }
 
 func newRestartableCluster(t *testing.T) *restartableCluster {
-	rc := &restartableCluster{port: freePort(t), dir: t.TempDir()}
+	rc := &restartableCluster{port: e2e.FreePort(t), dir: t.TempDir()}
 	rc.start(t)
 	t.Cleanup(rc.stop)
 	return rc

@@ -140,7 +140,7 @@ func TestFaultSlowClients(t *testing.T) {
 			fmt.Fprintf(&body, `{"id":"%s","event":"click"}`+"\n", id)
 		}
 		t0 := time.Now()
-		code, resp, err := post(p.url("/v1/events"), "application/x-ndjson", nil, []byte(body.String()))
+		code, resp, err := post(p.URL("/v1/events"), "application/x-ndjson", nil, []byte(body.String()))
 		lat = append(lat, time.Since(t0))
 		statuses[code]++
 		if err != nil || code != http.StatusOK {

@@ -80,7 +80,7 @@ func TestFaultHostileTransforms(t *testing.T) {
 						// replaced) for up to 20 s, like a real client.
 						deadline := time.Now().Add(20 * time.Second)
 						for {
-							code, resp, err := post(p.url("/v1/events"), "application/x-ndjson", nil, []byte(body.String()))
+							code, resp, err := post(p.URL("/v1/events"), "application/x-ndjson", nil, []byte(body.String()))
 							mu.Lock()
 							status[code]++
 							if code == http.StatusOK {
