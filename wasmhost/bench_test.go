@@ -46,8 +46,10 @@ func benchPipelineN(b *testing.B, cfg Config, size int, transforms ...string) {
 	recs := make([]engine.Record, size)
 	var dlq []engine.DLQEntry
 	ctx := context.Background()
-	// Warm: the guest's heap and buffers reach their steady size.
-	for i := 0; i < 3; i++ {
+	// Warm: the chain's cost is measured (the first batch is not sharded),
+	// every shard's instances exist, and the guests' heaps and buffers
+	// reach their steady size (a new Go instance takes a few batches).
+	for i := 0; i < 10; i++ {
 		copy(recs, tmpl)
 		if _, _, err := p.Process(ctx, recs, dlq[:0]); err != nil {
 			b.Fatal(err)

@@ -26,7 +26,9 @@ var (
 
 // shardCount returns how many shards a batch of n records through c is cut
 // into: min(PoolSize, GOMAXPROCS, n/minShard, estimated work/minShardWork),
-// at least 1. A chain with a transform not measured yet is not sharded.
+// at least 1. A transform not measured yet counts as free (a new chain's
+// first batch is not sharded; a chain whose first stage drops everything
+// is judged by that stage).
 func (h *Host) shardCount(c *chain, n int) int {
 	k := min(h.cfg.PoolSize, runtime.GOMAXPROCS(0), n/minShard)
 	if k < 2 {
@@ -35,11 +37,7 @@ func (h *Host) shardCount(c *chain, n int) int {
 	if minShardWork > 0 {
 		var perRecord int64
 		for _, v := range c.versions {
-			ns := v.cost.Load()
-			if ns == 0 {
-				return 1
-			}
-			perRecord += ns
+			perRecord += v.cost.Load()
 		}
 		k = min(k, int(int64(n)*perRecord/int64(minShardWork)))
 	}

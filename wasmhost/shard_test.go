@@ -162,8 +162,12 @@ func TestShardCount(t *testing.T) {
 	if got := h.shardCount(costly, 10_000); got != 1 {
 		t.Fatalf("unmeasured: shardCount = %d", got)
 	}
-	noop.cost.Store(100)
+	// Measured, but one transform only.
 	filter.cost.Store(1_100)
+	if got, want := h.shardCount(costly, 10_000), 2; got != want {
+		t.Fatalf("one measured: shardCount = %d", got)
+	}
+	noop.cost.Store(100)
 	for _, c := range []struct {
 		c    *chain
 		n    int
