@@ -9,11 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/e2e"
 )
 
 // Guests are built from source once per test binary, into guestDir, and
@@ -23,20 +23,20 @@ var (
 	cacheDir string
 )
 
-// guestSources maps a guest name to its module directory and package.
-var guestSources = map[string][2]string{
-	"filter":    {"../examples", "./filter"},
-	"redact":    {"../examples", "./redact"},
-	"route":     {"../examples", "./route"},
-	"enrich":    {"../examples", "./enrich"},
-	"trapper":   {"testdata/guests", "./trapper"},
-	"looper":    {"testdata/guests", "./looper"},
-	"hog":       {"testdata/guests", "./hog"},
-	"wrongabi":  {"testdata/guests", "./wrongabi"},
-	"forbidden": {"testdata/guests", "./forbidden"},
-	"noop":      {"testdata/guests", "./noop"},
-	"kitchen":   {"testdata/guests", "./kitchen"},
-	"batcher":   {"testdata/guests", "./batcher"},
+// guests are the modules the tests load, built from source.
+var guests = []e2e.Guest{
+	e2e.Example("filter"),
+	e2e.Example("redact"),
+	e2e.Example("route"),
+	e2e.Example("enrich"),
+	{Name: "trapper", Dir: "wasmhost/testdata/guests"},
+	{Name: "looper", Dir: "wasmhost/testdata/guests"},
+	{Name: "hog", Dir: "wasmhost/testdata/guests"},
+	{Name: "wrongabi", Dir: "wasmhost/testdata/guests"},
+	{Name: "forbidden", Dir: "wasmhost/testdata/guests"},
+	{Name: "noop", Dir: "wasmhost/testdata/guests"},
+	{Name: "kitchen", Dir: "wasmhost/testdata/guests"},
+	{Name: "batcher", Dir: "wasmhost/testdata/guests"},
 }
 
 func TestMain(m *testing.M) {
@@ -62,7 +62,7 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	guestDir, cacheDir = filepath.Join(dir, "guests"), filepath.Join(dir, "cache")
-	if err := buildGuests(guestDir); err != nil {
+	if err := e2e.BuildGuests(guestDir, guests...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -71,41 +71,6 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// buildGuests builds every guest with the Go toolchain (GOOS=wasip1
-// GOARCH=wasm, -buildmode=c-shared), two at a time.
-func buildGuests(out string) error {
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, 2)
-	)
-	for name, src := range guestSources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(out, name+".wasm"), src[1])
-			cmd.Dir = src[0]
-			cmd.Env = append(childEnv(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("build guest %s: %v\n%s", name, err, b))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
 }
 
 // precompileEnv names the cache directory when the test binary runs only
@@ -123,7 +88,7 @@ func precompile(guests, cache string) error {
 	}
 	bin := filepath.Join(filepath.Dir(cache), "precompile.test")
 	build := exec.Command("go", "test", "-c", "-o", bin, ".")
-	build.Env = childEnv()
+	build.Env = e2e.GoEnv()
 	if b, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build precompiler: %v\n%s", err, b)
 	}
@@ -166,25 +131,6 @@ func precompileHere(dir, cache string) error {
 	}
 	wg.Wait()
 	return nil
-}
-
-// childEnv is the environment for child go commands, without -race in
-// GOFLAGS (wasm has no race detector; the precompiler must be a normal
-// build).
-func childEnv() []string {
-	env := os.Environ()
-	for i, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
-			var keep []string
-			for _, f := range strings.Fields(v) {
-				if f != "-race" && f != "--race" && f != "-race=true" {
-					keep = append(keep, f)
-				}
-			}
-			env[i] = "GOFLAGS=" + strings.Join(keep, " ")
-		}
-	}
-	return env
 }
 
 // guest returns the bytes of a built guest.

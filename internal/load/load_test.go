@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2e"
 	"github.com/valyala/fasthttp"
 )
 
@@ -477,7 +478,7 @@ func TestProgressLine(t *testing.T) {
 	srv := newIngestServer(t, nil)
 	cfg := testConfig(srv.URL)
 	cfg.Duration, cfg.Rate, cfg.ProgressInterval = 500*time.Millisecond, 100, 100*time.Millisecond
-	var buf syncBuffer
+	var buf e2e.Buffer
 	if _, err := Run(t.Context(), cfg, &buf); err != nil {
 		t.Fatal(err)
 	}
