@@ -98,7 +98,11 @@ func BenchmarkShardSize(b *testing.B) {
 	for _, g := range [][]string{chainNames, {"noop"}} {
 		for _, n := range []int{64, 128, 256, 512} {
 			for _, pool := range []int{1, 2} {
-				b.Run(fmt.Sprintf("%s/n=%d/pool=%d", g[0], n, pool), func(b *testing.B) {
+				name := g[0]
+				if len(g) > 1 {
+					name = "chain"
+				}
+				b.Run(fmt.Sprintf("%s/n=%d/pool=%d", name, n, pool), func(b *testing.B) {
 					defer func(m int, w time.Duration) { minShard, minShardWork = m, w }(minShard, minShardWork)
 					minShard, minShardWork = 16, 0
 					benchPipelineN(b, Config{PoolSize: pool}, n, g...)
