@@ -100,7 +100,12 @@ func (p *sluiceProc) post(body []byte, contentType string, hdr ...string) (inges
 // metrics returns every sample of /metrics by its full name (with labels).
 func (p *sluiceProc) metrics(tb testing.TB) map[string]float64 {
 	tb.Helper()
-	return p.Metrics(tb, ingestClient)
+	r := p.api.doToken(tb, "", "GET", "/metrics", nil).want(tb, 200, "/metrics")
+	m, err := e2e.ParseMetrics(r.body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
 
 // metricNames are the metrics sluice documents as its interface (see the

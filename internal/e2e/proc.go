@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +74,7 @@ func Start(tb testing.TB, o Options, args ...string) *Proc {
 		done: make(chan struct{}),
 	}
 	p.Cmd = exec.Command(bin, p.Args...)
-	p.Cmd.Stderr = p.Log
+	p.Cmd.Stdout, p.Cmd.Stderr = io.Discard, p.Log
 	if o.Stdout {
 		p.Cmd.Stdout = p.Log
 	}
