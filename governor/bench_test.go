@@ -85,7 +85,7 @@ func BenchmarkUnifiedPressureSnapshot(b *testing.B) {
 }
 
 func BenchmarkHeapSourceRefresh(b *testing.B) {
-	h := newHeapSource(0, 0.9, time.Hour, 0)
+	h := newHeapSource(0, 0.9, time.Hour, 0, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		h.Refresh()

@@ -11,7 +11,10 @@
 //     *Lease is valid. The guard never blocks: it only counts.
 //   - Source: one pressure signal with a Level in [0, 1] and a Hard flag.
 //     The guard is one ("memory_guard"); NewHeapSource reads the Go heap
-//     against an explicit limit, GOMEMLIMIT or the cgroup limit ("go_heap");
+//     against an explicit limit, GOMEMLIMIT or the cgroup limit ("go_heap"),
+//     and NewHeapSourceExtra (Config.ExtraMemory) adds memory the process
+//     holds outside the Go heap, such as WASM guests' linear memory, which
+//     GOMEMLIMIT does not see;
 //     a Gauge carries signals the gateway computes (queue fill, sink down).
 //   - UnifiedPressure: the max of its sources with a hysteresis latch
 //     (Hysteresis: closes above PauseAbove, opens below ResumeBelow; a HARD
@@ -27,7 +30,7 @@
 // # How pressure flows
 //
 //	engine leases ──► MemoryGuard ─┐
-//	Go heap (runtime/metrics) ─────┼─► UnifiedPressure (max + latch) ─┬─► InboundGate ─► 503 / pause
+//	Go heap + extra (guests) ──────┼─► UnifiedPressure (max + latch) ─┬─► InboundGate ─► 503 / pause
 //	Gauges (queue, sink health) ───┘                                   └─► ByteBudget ─► receive size
 //
 // The gate and the budget read the same UnifiedPressure. When the latch

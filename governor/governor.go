@@ -24,6 +24,12 @@ type Config struct {
 	HeapLimit int64
 	// HeapRefresh is how long a heap reading is cached. Default 100ms.
 	HeapRefresh time.Duration
+	// ExtraMemory, when set, returns memory the process holds outside the
+	// Go heap, in bytes (e.g. WASM guests' linear memory). The heap source
+	// adds it to each reading, so it counts against HeapLimit; it is called
+	// once per HeapRefresh, must be cheap and safe for concurrent use.
+	// Default nil: the Go heap alone. Unused when HeapLimit is -1.
+	ExtraMemory func() int64
 	// Hysteresis is the latch's thresholds. Zero value: DefaultHysteresis().
 	Hysteresis Hysteresis
 	// Budget configures the AIMD byte budget; zero fields take their
@@ -101,7 +107,7 @@ func New(cfg Config) (*Governor, error) {
 	g := &Governor{cfg: cfg, guard: NewMemoryGuard(cfg.MemoryLimit, cfg.HardAt)}
 	srcs := []Source{g.guard}
 	if cfg.HeapLimit >= 0 {
-		g.heap = NewHeapSource(cfg.HeapLimit, cfg.HardAt, cfg.HeapRefresh).(*HeapSource)
+		g.heap = NewHeapSourceExtra(cfg.HeapLimit, cfg.HardAt, cfg.HeapRefresh, cfg.ExtraMemory)
 		srcs = append(srcs, g.heap)
 	}
 	srcs = append(srcs, cfg.Sources...)
@@ -122,7 +128,8 @@ func (g *Governor) Config() Config { return g.cfg }
 // Guard returns the memory guard every in-flight byte is leased from.
 func (g *Governor) Guard() *MemoryGuard { return g.guard }
 
-// Heap returns the Go heap source, or nil when Config.HeapLimit is -1.
+// Heap returns the Go heap source (which also counts Config.ExtraMemory),
+// or nil when Config.HeapLimit is -1.
 func (g *Governor) Heap() *HeapSource { return g.heap }
 
 // Pressure returns the unified pressure shared by the gate and the budget.

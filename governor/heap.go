@@ -56,12 +56,14 @@ type HeapSource struct {
 	cgroup   int64 // cgroup limit found at construction, 0: none
 	hardAt   float64
 	refresh  time.Duration
+	extra    func() int64 // memory outside the Go heap, bytes; nil: none (see NewHeapSourceExtra)
 
 	stale atomic.Bool
 	level atomic.Uint64 // math.Float64bits
 	hard  atomic.Bool
 	limit atomic.Int64 // the limit used by the last refresh, 0: none
 	heap  atomic.Int64 // the heap bytes read by the last refresh
+	outer atomic.Int64 // the extra bytes read by the last refresh
 
 	mu      sync.Mutex // serialises refreshes; guards samples and timer
 	samples []metrics.Sample
@@ -80,10 +82,10 @@ type HeapSource struct {
 // the runtime on every call (tests only: far too slow for the hot path).
 // The result's dynamic type is *HeapSource.
 func NewHeapSource(limit int64, hardAt float64, refresh time.Duration) Source {
-	return newHeapSource(limit, hardAt, refresh, cgroupMemoryLimit(cgroupV2MemoryMax, cgroupV1Limit))
+	return newHeapSource(limit, hardAt, refresh, cgroupMemoryLimit(cgroupV2MemoryMax, cgroupV1Limit), nil)
 }
 
-func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup int64) *HeapSource {
+func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup int64, extra func() int64) *HeapSource {
 	if hardAt <= 0 || hardAt > 1 || math.IsNaN(hardAt) {
 		hardAt = DefaultHardAt
 	}
@@ -95,6 +97,7 @@ func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup in
 		cgroup:   cgroup,
 		hardAt:   hardAt,
 		refresh:  refresh,
+		extra:    extra,
 		samples:  []metrics.Sample{{Name: heapObjectsMetric}, {Name: memLimitMetric}},
 	}
 	h.mu.Lock()
@@ -106,14 +109,14 @@ func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup in
 // Name returns "go_heap".
 func (h *HeapSource) Name() string { return HeapSourceName }
 
-// Level returns heap bytes / limit in [0, 1], refreshing the cached reading
+// Level returns (heap + extra bytes) / limit in [0, 1], refreshing the cached reading
 // when it is older than the refresh period.
 func (h *HeapSource) Level() float64 {
 	h.maybeRefresh()
 	return math.Float64frombits(h.level.Load())
 }
 
-// Hard reports whether the heap has reached hardAt·limit at the last
+// Hard reports whether heap + extra bytes reached hardAt·limit at the last
 // reading (refreshing it when stale).
 func (h *HeapSource) Hard() bool {
 	h.maybeRefresh()
@@ -170,12 +173,18 @@ func (h *HeapSource) refreshLocked() {
 	if limit <= 0 {
 		limit = h.cgroup
 	}
+	var extra int64
+	if h.extra != nil {
+		extra = max(h.extra(), 0)
+	}
+	used := float64(heap) + float64(extra)
 	level, hard := 0.0, false
 	if limit > 0 {
-		level = clamp01(float64(heap) / float64(limit))
-		hard = float64(heap) >= h.hardAt*float64(limit)
+		level = clamp01(used / float64(limit))
+		hard = used >= h.hardAt*float64(limit)
 	}
 	h.heap.Store(heap)
+	h.outer.Store(extra)
 	h.limit.Store(limit)
 	h.level.Store(math.Float64bits(level))
 	h.hard.Store(hard)

@@ -90,7 +90,7 @@ func TestHeapSourceLimitResolution(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetMemoryLimit(tc.gomem)
-			h := newHeapSource(tc.explicit, 0.9, time.Hour, tc.cgroup)
+			h := newHeapSource(tc.explicit, 0.9, time.Hour, tc.cgroup, nil)
 			if h.Limit() != tc.want {
 				t.Fatalf("Limit %d, want %d", h.Limit(), tc.want)
 			}
@@ -128,7 +128,7 @@ func TestHeapSourceHardAtTinyLimit(t *testing.T) {
 
 func TestHeapSourceCachesUntilRefresh(t *testing.T) {
 	setMemoryLimit(t, 1<<40)
-	h := newHeapSource(0, 0, time.Hour, 0)
+	h := newHeapSource(0, 0, time.Hour, 0, nil)
 	if h.Limit() != 1<<40 {
 		t.Fatalf("Limit %d", h.Limit())
 	}
@@ -143,7 +143,7 @@ func TestHeapSourceCachesUntilRefresh(t *testing.T) {
 	}
 
 	// A short refresh period: the reading follows within a few periods.
-	fast := newHeapSource(0, 0, 5*time.Millisecond, 0)
+	fast := newHeapSource(0, 0, 5*time.Millisecond, 0, nil)
 	debug.SetMemoryLimit(1 << 42)
 	deadline := time.Now().Add(5 * time.Second)
 	for fast.Level(); fast.Limit() != 1<<42; fast.Level() {
@@ -154,7 +154,7 @@ func TestHeapSourceCachesUntilRefresh(t *testing.T) {
 	}
 
 	// refresh ≤ 0 reads on every call.
-	always := newHeapSource(0, 0, 0, 0)
+	always := newHeapSource(0, 0, 0, 0, nil)
 	debug.SetMemoryLimit(1 << 43)
 	if always.Level(); always.Limit() != 1<<43 {
 		t.Fatalf("uncached: Limit %d", always.Limit())
