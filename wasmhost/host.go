@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -27,6 +28,8 @@ type Host struct {
 	transforms map[string]*transform
 	pipelines  map[string]*Pipeline
 	closed     bool
+
+	guestMem atomic.Int64 // linear memory of all live instances, bytes (see GuestMemoryBytes)
 }
 
 // transform is a named transform and its kept versions (ascending).

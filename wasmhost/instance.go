@@ -57,6 +57,7 @@ type instance struct {
 	state   callState
 	stdout  *guestLog
 	stderr  *guestLog
+	memSize int64 // linear memory counted in Host.guestMem, bytes
 }
 
 func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counters) *version {
@@ -135,6 +136,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("%w: %q lacks %s or memory", ErrInvalidModule, v.name, ExportProcess)
 	}
 	v.notePeak(in)
+	v.host.noteMem(in)
 	v.host.cfg.Hooks.instantiate(v.name, time.Since(start))
 	return in, nil
 }
@@ -176,8 +178,10 @@ func (v *version) acquire(ctx context.Context) (*instance, error) {
 // slot) when broken, recycled or the version is retired.
 func (v *version) release(in *instance, discard bool) {
 	in.state.release()
+	v.host.noteMem(in)
 	if discard || v.retired.Load() {
 		in.mod.Close(context.Background())
+		v.host.forgetMem(in)
 		<-v.slots
 		return
 	}
@@ -200,6 +204,7 @@ func (v *version) drain() {
 		select {
 		case in := <-v.pool:
 			in.mod.Close(context.Background())
+			v.host.forgetMem(in)
 			<-v.slots
 		default:
 			return
