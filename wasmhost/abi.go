@@ -54,6 +54,14 @@ const (
 	FuncSetHeader    = "set_header"    // (rec, name, name_len, val, val_len) -> status
 	FuncDeadLetter   = "dead_letter"   // (rec, reason, reason_len) -> status
 	FuncEmit         = "emit"          // (parent, val, val_len) -> new rec | status
+	FuncHashField    = "hash_field"    // (rec, path, path_len, algo) -> status
+)
+
+// Hash algorithms of hash_field (its algo parameter).
+const (
+	// HashSHA256 replaces a string with the lowercase hex SHA-256 of its
+	// decoded bytes (64 characters).
+	HashSHA256 int32 = 1
 )
 
 // Status codes returned by host functions as a negative i32. A non-negative
@@ -69,6 +77,7 @@ const (
 	StatusBadPath     int32 = -5 // empty path or empty path segment
 	StatusLimit       int32 = -6 // a per-call limit (emits, value size) was hit
 	StatusWrongType   int32 = -7 // the value is not of the requested JSON type
+	StatusUnsupported int32 = -8 // an argument names something this host lacks (a hash algorithm)
 )
 
 // wasiAllowed lists the WASI functions a Go (or TinyGo, Rust) reactor
@@ -86,8 +95,10 @@ var wasiAllowed = map[string]bool{
 
 const i32 = api.ValueTypeI32
 
-// hostFuncSig is the parameter count of every host function (all i32) and
-// whether it returns an i32 (all do).
+// hostFuncParams is the parameter count of every host function (all i32;
+// every one returns an i32). It is also the import allow-list of
+// sluice_v1: a guest may import any subset of it, so adding a function is
+// backward compatible.
 var hostFuncParams = map[string]int{
 	FuncRecordCount:  0,
 	FuncRecordValue:  3,
@@ -106,4 +117,5 @@ var hostFuncParams = map[string]int{
 	FuncSetHeader:    5,
 	FuncDeadLetter:   3,
 	FuncEmit:         3,
+	FuncHashField:    4,
 }

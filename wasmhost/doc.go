@@ -20,8 +20,9 @@
 // (record_count, get_field by dotted path — parsed on demand with sonic,
 // cached per record —, get_string, record_value, record_topic, record_key,
 // record_header) into its own buffers, and pushes decisions back (drop,
-// set_field, delete_field, set_value, set_topic, set_key, set_header,
-// dead_letter, emit). When the call returns the host assembles the output:
+// set_field, set_string, delete_field, set_value, set_topic, set_key,
+// set_header, dead_letter, emit, and hash_field, which replaces a string
+// with its hex SHA-256 on the host). When the call returns the host assembles the output:
 // a record nobody edited is the very Record that came in (its bytes are
 // neither parsed nor copied); an edited record gets new bytes in which the
 // edit was spliced; emitted records follow their parent and inherit its Tag.

@@ -44,6 +44,8 @@ func TestExampleRedact(t *testing.T) {
 		`{"ip":"1.2.3.4"}`,
 		`{"email":"a@b.c","ua":"x"}`,
 		`{"email":null,"n":1}`,
+		`{"email":"a\u0040b.c","ip":"x"}`,
+		`{"email":5}`,
 	}
 	out, dlq := process(t, h, "p", []string{"redact"}, in...)
 	want := []string{
@@ -52,6 +54,8 @@ func TestExampleRedact(t *testing.T) {
 		`{}`,
 		`{"email":"` + hash + `"}`,
 		`{"email":null,"n":1}`,
+		`{"email":"` + hash + `"}`, // the decoded value is hashed
+		`{"email":5}`,
 	}
 	if got := values(out); !equalStrings(got, want) {
 		t.Fatalf("out = %q\nwant  %q", got, want)

@@ -45,6 +45,7 @@ func FuzzHostFuncs(f *testing.F) {
 	f.Add(uint8(2), int32(0), uint32(0), uint32(11), uint32(64), uint32(32), []byte("geo.country"), `{"geo":{"country":"DE"}}`)
 	f.Add(uint8(8), int32(0), uint32(0), uint32(1), uint32(1), uint32(3), []byte(`a[1]`), `{"a":{}}`)
 	f.Add(uint8(9), int32(1), uint32(0), uint32(3), uint32(0), uint32(0), []byte("a.b"), `{"a":{"b":1,"c":2}}`)
+	f.Add(uint8(10), int32(1), uint32(0), uint32(1), uint32(0), uint32(2), []byte("s"), `{"s":"a\\u0040b"}`)
 	f.Add(uint8(15), int32(0), uint32(0), uint32(2), uint32(0), uint32(0), []byte("{}"), `[1]`)
 	names := make([]string, 0, len(hostFuncParams))
 	for n := range hostFuncParams {
@@ -82,8 +83,11 @@ func FuzzHostFuncs(f *testing.F) {
 			if name == FuncRecordValue || name == FuncRecordTopic || name == FuncRecordKey {
 				stack[1], stack[2] = ptrArg(a), lenArg(b)
 			}
+			if name == FuncHashField {
+				stack[3] = api.EncodeI32(int32(d%4) - 1) // mostly a known algorithm or a near miss
+			}
 			fns[name](ctx, in.mod, stack)
-			if r := api.DecodeI32(stack[0]); r < StatusWrongType {
+			if r := api.DecodeI32(stack[0]); r < StatusUnsupported {
 				t.Fatalf("%s returned %d", name, r)
 			}
 			for i := range valid {

@@ -303,6 +303,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			}
 			ret(stack, s.emit(idx, val))
 		},
+		FuncHashField: hashField,
 	}
 }
 

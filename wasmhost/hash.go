@@ -1,0 +1,182 @@
+package wasmhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// hashField is hash_field(rec, path_ptr, path_len, algo): the string at the
+// path is replaced by the lowercase hex digest of its decoded bytes, as a
+// JSON string. The lookup goes through the per-record cache and the edit is
+// spliced like set_string's; the only allocation is the edited record's
+// new bytes (none when the host already owns them and they have room).
+func hashField(ctx context.Context, mod api.Module, stack []uint64) {
+	s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+	if s == nil || !s.valid(idx) {
+		ret(stack, StatusBadRecord)
+		return
+	}
+	rawPath, ok := read(mod, stack[1], stack[2])
+	if !ok {
+		ret(stack, StatusBadMemory)
+		return
+	}
+	if api.DecodeI32(stack[3]) != HashSHA256 {
+		ret(stack, StatusUnsupported)
+		return
+	}
+	p, ok := s.path(rawPath)
+	if !ok {
+		ret(stack, StatusBadPath)
+		return
+	}
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		ret(stack, StatusInvalidJSON)
+		return
+	}
+	v, err, hit := s.cached(idx, rawPath)
+	if !hit {
+		v, err = codec.Get(r.Value, p)
+	}
+	if err != nil {
+		ret(stack, editStatus(err))
+		return
+	}
+	// The scratch holds the decoded string (when it has escapes), then the
+	// quoted digest after it.
+	str, scratch, st := unescapeInto(s.quoted[:0], v)
+	if st != StatusOK {
+		ret(stack, st)
+		return
+	}
+	sum := sha256.Sum256(str)
+	at := len(scratch)
+	scratch = append(scratch, '"')
+	scratch = hex.AppendEncode(scratch, sum[:])
+	scratch = append(scratch, '"')
+	s.quoted = scratch
+	doc, err := jsonSetAt(r.Value, p, scratch[at:], v, nil, s.recs[idx].ownValue)
+	if err != nil {
+		ret(stack, editStatus(err))
+		return
+	}
+	s.setValue(idx, doc)
+	ret(stack, StatusOK)
+}
+
+// unescapeInto returns the decoded contents of the JSON string token raw,
+// as decodeString does, and scratch (dst, grown when the string had to be
+// decoded into it). A string without escapes is a subslice of raw; common
+// escapes are decoded into dst without allocating; anything decodeString
+// treats specially (a lone surrogate, invalid UTF-8 or a control character
+// next to an escape) is left to it.
+func unescapeInto(dst, raw []byte) (str, scratch []byte, st int32) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, dst, StatusWrongType
+	}
+	inner := raw[1 : len(raw)-1]
+	if !hasEscape(inner) {
+		return inner, dst, StatusOK
+	}
+	start := len(dst)
+	for i := 0; i < len(inner); {
+		c := inner[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(inner) {
+				return slow(dst, raw)
+			}
+			switch e := inner[i+1]; e {
+			case '"', '\\', '/':
+				dst = append(dst, e)
+			case 'b':
+				dst = append(dst, '\b')
+			case 'f':
+				dst = append(dst, '\f')
+			case 'n':
+				dst = append(dst, '\n')
+			case 'r':
+				dst = append(dst, '\r')
+			case 't':
+				dst = append(dst, '\t')
+			case 'u':
+				r, ok := hex4(inner[i+2:])
+				if !ok {
+					return slow(dst, raw)
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+1 >= len(inner) || inner[i] != '\\' || inner[i+1] != 'u' {
+						return slow(dst, raw)
+					}
+					r2, ok := hex4(inner[i+2:])
+					if !ok {
+						return slow(dst, raw)
+					}
+					if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
+						return slow(dst, raw)
+					}
+					i += 6
+				}
+				dst = utf8.AppendRune(dst, r)
+				continue
+			default:
+				return slow(dst, raw)
+			}
+			i += 2
+		case c < 0x20 || c == '"':
+			return slow(dst, raw)
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, n := utf8.DecodeRune(inner[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return slow(dst, raw)
+			}
+			dst = append(dst, inner[i:i+n]...)
+			i += n
+		}
+	}
+	return dst[start:], dst, StatusOK
+}
+
+// slow decodes raw with decodeString (an allocation, for the rare strings
+// the fast path leaves alone).
+func slow(dst, raw []byte) ([]byte, []byte, int32) {
+	str, st := decodeString(raw)
+	return str, dst, st
+}
+
+func hasEscape(b []byte) bool { return bytes.IndexByte(b, '\\') >= 0 }
+
+// hex4 decodes the 4 hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
