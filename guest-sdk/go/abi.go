@@ -39,4 +39,13 @@ const (
 	// StatusWrongType: the value is not of the requested JSON type
 	// (get_string on a number).
 	StatusWrongType int32 = -7
+	// StatusUnsupported: an argument names something the host lacks (an
+	// unknown hash algorithm).
+	StatusUnsupported int32 = -8
+)
+
+// Hash algorithms of the hash_field host function.
+const (
+	// HashSHA256: the lowercase hex SHA-256 of the string's decoded bytes.
+	HashSHA256 int32 = 1
 )

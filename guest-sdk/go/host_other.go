@@ -29,3 +29,4 @@ func hostSetKey(int32, unsafe.Pointer, uint32) int32               { return noHo
 func hostSetHeader(int32, string, unsafe.Pointer, uint32) int32    { return noHost() }
 func hostDeadLetter(int32, string) int32                           { return noHost() }
 func hostEmit(int32, unsafe.Pointer, uint32) int32                 { return noHost() }
+func hostHashField(int32, string, int32) int32                     { return noHost() }

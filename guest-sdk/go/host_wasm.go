@@ -57,3 +57,6 @@ func hostDeadLetter(rec int32, reason string) int32
 
 //go:wasmimport sluice_v1 emit
 func hostEmit(parent int32, val unsafe.Pointer, n uint32) int32
+
+//go:wasmimport sluice_v1 hash_field
+func hostHashField(rec int32, path string, algo int32) int32
