@@ -216,3 +216,23 @@ func FuzzUnescape(f *testing.F) {
 		checkUnescape(t, inner)
 	})
 }
+
+// BenchmarkHashField is hash_field on the email of a benchmark event: the
+// lookup, SHA-256, hex and the splice (one new record value per op).
+func BenchmarkHashField(b *testing.B) {
+	recs := jsonRecs(benchEvent(0))
+	c := newHashCall(b, recs...)
+	const path = "email"
+	c.in.mem.Write(hashPathAt, []byte(path))
+	ctx := context.WithValue(context.Background(), stateKey{}, c.st)
+	stack := make([]uint64, 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.st.reset(recs, 0)
+		stack[0], stack[1], stack[2], stack[3] = 0, hashPathAt, uint64(len(path)), uint64(HashSHA256)
+		c.fn(ctx, c.in.mod, stack)
+		if st := api.DecodeI32(stack[0]); st != StatusOK {
+			b.Fatalf("status %d", st)
+		}
+	}
+}
