@@ -258,3 +258,31 @@ func TestUnreadableRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedBodyAnswersBeforeReset: a body over the cap by Content-Length
+// gets a readable 413 and the connection stays usable.
+func TestOversizedBodyAnswersBeforeReset(t *testing.T) {
+	app := startApp(t, io.Discard, "--sink", "discard", "--max-body", "64KiB")
+	conn, err := net.Dial("tcp", app.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := bytes.Repeat([]byte(" "), 100<<10)
+	var reqs bytes.Buffer
+	fmt.Fprintf(&reqs, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big))
+	reqs.Write(big)
+	fmt.Fprintf(&reqs, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+	go func() { _, _ = conn.Write(reqs.Bytes()) }()
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	for i, want := range []int{413, 200} {
+		var resp fasthttp.Response
+		if err := resp.Read(br); err != nil {
+			t.Fatalf("response %d: %v", i+1, err)
+		}
+		if resp.StatusCode() != want {
+			t.Fatalf("response %d: status %d (%s), want %d", i+1, resp.StatusCode(), resp.Body(), want)
+		}
+	}
+}

@@ -134,17 +134,26 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// drainAllowance is how many unread body bytes a rejected request may still
+// send before its connection is closed instead of drained (at least the body
+// cap).
+const drainAllowance = 8 << 20
+
 // drainUnread reads and drops what a rejected request left of its streamed
-// body (up to the body cap, through io.Discard's pooled buffer: no memory is
-// held), so the client reads the answer — a 503's Retry-After above all —
-// instead of a connection reset while it is still sending. A body longer than
-// the cap, or one that does not end, closes the connection instead. Requests
-// already marked to close (an oversized Content-Length) are not drained.
+// body (through io.Discard's pooled buffer: no memory is held), so the client
+// reads the answer — a 503's Retry-After, a 413 — instead of a connection
+// reset while it is still sending. A body longer than the allowance, or one
+// that does not end, closes the connection instead; a declared length past
+// the allowance closes it without reading.
 func (s *Server) drainUnread(ctx *fasthttp.RequestCtx) {
 	if !ctx.Request.IsBodyStream() || ctx.Response.ConnectionClose() {
 		return
 	}
-	limit := int64(s.cfg.MaxBody)
+	limit := max(int64(s.cfg.MaxBody), drainAllowance)
+	if cl := int64(ctx.Request.Header.ContentLength()); cl > limit {
+		ctx.SetConnectionClose()
+		return
+	}
 	n, err := io.CopyN(io.Discard, ctx.RequestBodyStream(), limit+1)
 	if err != io.EOF || n > limit {
 		ctx.SetConnectionClose()
@@ -209,7 +218,6 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	maxBody := int64(s.cfg.MaxBody)
 	cl := int64(ctx.Request.Header.ContentLength())
 	if cl > maxBody {
-		ctx.SetConnectionClose()
 		return writeError(ctx, ErrBodyTooLarge, 0)
 	}
 	guard := s.gov.Guard()
@@ -223,9 +231,6 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	}
 	if err != nil {
 		lease.Release()
-		if errors.Is(err, ErrBodyTooLarge) {
-			ctx.SetConnectionClose()
-		}
 		return writeError(ctx, err, 0)
 	}
 	if n := int64(len(body)); lease == nil || lease.Bytes() != n {
