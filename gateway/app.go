@@ -46,6 +46,7 @@ type App struct {
 	sink   Sink
 	tally  *tallySink
 	host   *wasmhost.Host
+	guests atomic.Pointer[wasmhost.Host] // the host, for the governor's reading of guest memory
 	proc   engine.Processor
 	server *Server
 
@@ -90,7 +91,9 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	a.recv = NewReceiver(ReceiverConfig{QueueBytes: cfg.queueBytes()})
 	guardLimit := int64(cfg.MemoryLimit) / 4
 	// The heap is measured against the explicit limit, else GOMEMLIMIT or
-	// the cgroup's limit (the governor's defaults).
+	// the cgroup's limit (the governor's defaults). The WASM guests' linear
+	// memory lies outside the Go heap (GOMEMLIMIT, which stays the whole
+	// limit, does not see it): the heap source adds it to its reading.
 	var heapLimit int64
 	if cfg.MemoryLimitSet() {
 		heapLimit = int64(cfg.MemoryLimit)
@@ -98,6 +101,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	gov, err := governor.New(governor.Config{
 		MemoryLimit: guardLimit,
 		HeapLimit:   heapLimit,
+		ExtraMemory: a.guestMemory,
 		Budget: governor.BudgetConfig{
 			Max: min(16<<20, max(guardLimit/4, 256<<10)),
 			Min: 64 << 10,
@@ -293,6 +297,7 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		return nil, err
 	}
 	a.host = h
+	a.guests.Store(h)
 	stop := func(ctx context.Context) error { return h.Close(ctx) }
 	if a.cfg.TransformsDir != "" {
 		files, err := filepath.Glob(filepath.Join(a.cfg.TransformsDir, "*.wasm"))
@@ -349,7 +354,20 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		}
 	}
 	a.proc = &tenantProcessor{host: h, recv: a.recv, single: len(a.cfg.Tenants) == 0}
+	if hs := a.gov.Heap(); hs != nil {
+		hs.Refresh() // count the loaded transforms' instances from the start
+	}
 	return stop, nil
+}
+
+// guestMemory returns the linear memory of the WASM guests' live instances
+// in bytes (0 before the host starts). The governor's heap source adds it
+// to the Go heap, so guest memory counts against --memory-limit.
+func (a *App) guestMemory() int64 {
+	if h := a.guests.Load(); h != nil {
+		return h.GuestMemoryBytes()
+	}
+	return 0
 }
 
 // pipelineName is the WASM host pipeline of a tenant ("" = default).
@@ -528,6 +546,9 @@ func (a *App) startIngest(context.Context) (func(context.Context) error, error) 
 			}
 		}
 		err := <-shut
+		// Shutdown closes only the listeners Serve has registered: when
+		// Stop follows Start at once, Serve may not have begun yet.
+		_ = a.server.ln.Close()
 		<-done
 		return err
 	}, nil

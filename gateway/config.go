@@ -80,8 +80,9 @@ type Config struct {
 	Pipeline []string `yaml:"pipeline"`
 	// MemoryLimit is the process memory budget in bytes. It sets GOMEMLIMIT
 	// (when given explicitly) and sizes the governor: a quarter of it may be
-	// in flight (leased), an eighth may wait in the receive queue. Default
-	// 1 GiB.
+	// in flight (leased), an eighth may wait in the receive queue. WASM
+	// guests' linear memory counts against it through the governor's heap
+	// source. Default 1 GiB.
 	MemoryLimit ByteSize `yaml:"memory_limit"`
 	// MaxBody caps a request body in bytes, before and after decompression;
 	// larger is 413. Default 4 MiB.

@@ -20,7 +20,10 @@
 //
 // Memory: every request body is leased from the governor's MemoryGuard from
 // enqueue to ack; the queue is bounded in bytes and rejects with 503 when
-// full; the inbound gate is evaluated before a body is read.
+// full; the inbound gate is evaluated before a body is read. The memory
+// limit (--memory-limit) also sets GOMEMLIMIT, and the governor's heap
+// source reads the Go heap plus the WASM guests' linear memory (allocated
+// outside the Go heap, so GOMEMLIMIT does not see it) against it.
 //
 // Errors map to HTTP statuses in one function, StatusOf; each rejection
 // carries a JSON body {"error": "..."} that says what to do next.
