@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -29,6 +30,20 @@ const HeapSourceName = "go_heap"
 const (
 	heapObjectsMetric = "/memory/classes/heap/objects:bytes"
 	memLimitMetric    = "/gc/gomemlimit:bytes" // math.MaxInt64 when GOMEMLIMIT is unset
+	gcCyclesMetric    = "/gc/cycles/total:gc-cycles"
+)
+
+// The objects figure counts garbage until the next GC, and the GC only runs
+// when something allocates: after a flood, an idle process would keep
+// reading high (and hold the gate shut) until the next allocation-driven
+// cycle, which may never come while every request is refused. So when the
+// level is at least gcNudgeAbove and no GC cycle completed for gcNudgeAfter,
+// a refresh starts one runtime.GC in the background (one at a time). A busy
+// process near its limit collects far more often than that, so the nudge only
+// fires when the reading has gone stale.
+const (
+	gcNudgeAbove = 0.5
+	gcNudgeAfter = time.Second
 )
 
 // Default cgroup mount points (v2 unified hierarchy, then v1 memory
@@ -65,9 +80,14 @@ type HeapSource struct {
 	heap  atomic.Int64 // the heap bytes read by the last refresh
 	outer atomic.Int64 // the extra bytes read by the last refresh
 
-	mu      sync.Mutex // serialises refreshes; guards samples and timer
+	mu      sync.Mutex // serialises refreshes; guards samples, timer and the GC bookkeeping
 	samples []metrics.Sample
 	timer   *time.Timer
+
+	gcCycles uint64    // GC cycles at the last refresh
+	gcSeen   time.Time // when gcCycles last changed
+	nudging  atomic.Bool
+	nudges   atomic.Uint64
 }
 
 // NewHeapSource reads the Go heap (runtime/metrics) against a limit: the explicit
@@ -98,7 +118,7 @@ func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup in
 		hardAt:   hardAt,
 		refresh:  refresh,
 		extra:    extra,
-		samples:  []metrics.Sample{{Name: heapObjectsMetric}, {Name: memLimitMetric}},
+		samples:  []metrics.Sample{{Name: heapObjectsMetric}, {Name: memLimitMetric}, {Name: gcCyclesMetric}},
 	}
 	h.mu.Lock()
 	h.refreshLocked()
@@ -155,6 +175,30 @@ func (h *HeapSource) maybeRefresh() {
 	h.mu.Unlock()
 }
 
+// GCNudges returns how many background GCs the source started because its
+// reading was high and stale (see gcNudgeAbove).
+func (h *HeapSource) GCNudges() uint64 { return h.nudges.Load() }
+
+// nudgeGC starts a background runtime.GC when level is high and no cycle
+// completed for gcNudgeAfter. h.mu held.
+func (h *HeapSource) nudgeGC(level float64) {
+	now := time.Now()
+	if s := h.samples[2]; s.Value.Kind() == metrics.KindUint64 {
+		if c := s.Value.Uint64(); c != h.gcCycles || h.gcSeen.IsZero() {
+			h.gcCycles, h.gcSeen = c, now
+		}
+	}
+	if level < gcNudgeAbove || now.Sub(h.gcSeen) < gcNudgeAfter || !h.nudging.CompareAndSwap(false, true) {
+		return
+	}
+	h.nudges.Add(1)
+	go func() {
+		runtime.GC()
+		h.nudging.Store(false)
+		h.stale.Store(true) // the next reader sees the collected heap
+	}()
+}
+
 // refreshLocked reads the runtime and re-arms the staleness timer. h.mu held.
 func (h *HeapSource) refreshLocked() {
 	metrics.Read(h.samples)
@@ -183,6 +227,7 @@ func (h *HeapSource) refreshLocked() {
 		level = clamp01(used / float64(limit))
 		hard = used >= h.hardAt*float64(limit)
 	}
+	h.nudgeGC(level)
 	h.heap.Store(heap)
 	h.outer.Store(extra)
 	h.limit.Store(limit)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"testing"
 	"time"
@@ -158,5 +159,38 @@ func TestHeapSourceCachesUntilRefresh(t *testing.T) {
 	debug.SetMemoryLimit(1 << 43)
 	if always.Level(); always.Limit() != 1<<43 {
 		t.Fatalf("uncached: Limit %d", always.Limit())
+	}
+}
+
+// gcSink keeps an allocation reachable until the test drops it.
+var gcSink []byte
+
+// TestHeapSourceNudgesGCWhenStaleAndHigh: garbage left by a burst keeps the
+// objects reading high while nothing allocates (automatic GC is off here);
+// the source must start a GC itself so the reading, and a latch built on it,
+// can fall back without new traffic.
+func TestHeapSourceNudgesGCWhenStaleAndHigh(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
+	gcSink = make([]byte, 64<<20)
+	for i := range gcSink {
+		gcSink[i] = byte(i)
+	}
+	h := newHeapSource(0, 0.9, 0, 0, nil)
+	base := h.HeapBytes()
+	h = newHeapSource(base+(16<<20), 0.99, 0, 0, nil) // the garbage alone puts the level far above gcNudgeAbove
+	gcSink = nil
+	if lv := h.Level(); lv < gcNudgeAbove {
+		t.Fatalf("level %.2f before the nudge; want ≥ %.2f", lv, gcNudgeAbove)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.Level() >= gcNudgeAbove {
+		if time.Now().After(deadline) {
+			t.Fatalf("level still %.2f after 10 s with %d nudges: the garbage was never collected", h.Level(), h.GCNudges())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h.GCNudges() == 0 {
+		t.Fatal("the level fell without a nudge although automatic GC was off")
 	}
 }
