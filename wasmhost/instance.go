@@ -122,6 +122,10 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	defer cancel()
 	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, mc)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller gave up (deadline, shutdown): not the module's fault.
+			return nil, fmt.Errorf("instantiate %q: %w", v.name, cerr)
+		}
 		detail := firstLine(err.Error())
 		if s := in.stderr.summary(); s != "" {
 			detail += ": " + s
