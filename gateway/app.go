@@ -288,6 +288,7 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		Hooks:                 hooks,
 		CallDeadline:          100 * time.Millisecond,
 		CallDeadlinePerRecord: 200 * time.Microsecond,
+		MemoryLimit:           a.cfg.guestMemory(),
 	}
 	if a.cfg.DataDir != "" {
 		hc.DataDir = filepath.Join(a.cfg.DataDir, "wasm")

@@ -93,6 +93,11 @@ type Config struct {
 	// QueueBytes caps the bytes waiting for the driver; a request that does
 	// not fit is 503. Default MemoryLimit/8 (at least MaxBody).
 	QueueBytes ByteSize `yaml:"queue_bytes"`
+	// GuestMemory caps the linear memory of one WASM transform instance; a
+	// guest that needs more fails its call (its records are dead-lettered
+	// "oom: ..."). Default MemoryLimit/16, between 16 MiB and 64 MiB, so the
+	// pooled instances of a few transforms stay within the memory limit.
+	GuestMemory ByteSize `yaml:"guest_memory"`
 	// AckTimeout bounds how long a request waits for its ack; then 504.
 	// Default 10s.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
@@ -158,6 +163,21 @@ func (c *Config) queueBytes() int64 {
 	return max(int64(c.MemoryLimit)/8, int64(c.MaxBody))
 }
 
+// guestMemory returns the effective per-instance guest memory cap.
+func (c *Config) guestMemory() int64 {
+	if c.GuestMemory > 0 {
+		return int64(c.GuestMemory)
+	}
+	return min(max(int64(c.MemoryLimit)/16, minGuestMemory), maxGuestMemory)
+}
+
+// Bounds of the derived per-instance guest memory cap: a Go guest needs
+// about 3 MiB to start; 64 MiB is the host's own default.
+const (
+	minGuestMemory = 16 << 20
+	maxGuestMemory = 64 << 20
+)
+
 // Validate reports every invalid field.
 func (c *Config) Validate() error {
 	var errs []error
@@ -195,6 +215,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEvent > c.MaxBody {
 		bad("--max-event %v must not exceed --max-body %v", c.MaxEvent, c.MaxBody)
+	}
+	if c.GuestMemory < 0 || (c.GuestMemory > 0 && c.GuestMemory < 4<<20) {
+		bad("guest_memory %v must be at least 4MiB (a Go guest needs about 3 MiB to start)", c.GuestMemory)
 	}
 	if c.QueueBytes < 0 || (c.QueueBytes > 0 && c.QueueBytes < c.MaxBody) {
 		bad("queue_bytes %v must be ≥ --max-body %v", c.QueueBytes, c.MaxBody)
@@ -339,6 +362,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Var(&f.MaxBody, "max-body", "request body cap, before and after decompression")
 	fs.Var(&f.MaxEvent, "max-event", "per-event cap; larger events are dead-lettered")
 	fs.Var(&f.QueueBytes, "queue-bytes", "receive queue cap (default memory-limit/8)")
+	fs.Var(&f.GuestMemory, "guest-memory", "linear memory cap of one WASM transform instance (default memory-limit/16, 16MiB..64MiB)")
 	fs.DurationVar(&f.AckTimeout, "ack-timeout", DefaultAckTimeout, "how long a request waits for its ack before 504")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "drain deadline on SIGTERM")
 	fs.StringVar(&f.DataDir, "data-dir", "", "data folder (transforms, compilation cache, dev broker data)")
@@ -413,6 +437,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			cfg.MaxEvent = f.MaxEvent
 		case "queue-bytes":
 			cfg.QueueBytes = f.QueueBytes
+		case "guest-memory":
+			cfg.GuestMemory = f.GuestMemory
 		case "ack-timeout":
 			cfg.AckTimeout = f.AckTimeout
 		case "shutdown-timeout":

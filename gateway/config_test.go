@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,5 +129,26 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if len(cfg.Brokers) != 2 || cfg.Tenants[0].Keys[0] != "acme-key" || cfg.QueueBytes != 128<<20 || cfg.LogFormat != "json" {
 		t.Fatalf("example config read as %+v", cfg)
+	}
+}
+
+func TestGuestMemoryCap(t *testing.T) {
+	f := func(args []string, want int64) {
+		t.Helper()
+		cfg, err := LoadConfig(append([]string{"--sink", "discard"}, args...), func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.guestMemory(); got != want {
+			t.Fatalf("%v: guest memory cap %d, want %d", args, got, want)
+		}
+	}
+	f(nil, 64<<20)                                  // 1 GiB default limit → capped at 64 MiB
+	f([]string{"--memory-limit", "512MiB"}, 32<<20) // a sixteenth
+	f([]string{"--memory-limit", "128MiB"}, 16<<20) // floor
+	f([]string{"--memory-limit", "64MiB"}, 16<<20)  // floor
+	f([]string{"--memory-limit", "128MiB", "--guest-memory", "8MiB"}, 8<<20)
+	if _, err := LoadConfig([]string{"--sink", "discard", "--guest-memory", "1MiB"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "guest_memory") {
+		t.Fatalf("a 1 MiB guest cap was accepted: %v", err)
 	}
 }
