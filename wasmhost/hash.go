@@ -19,9 +19,8 @@ import (
 // spliced like set_string's; the only allocation is the edited record's
 // new bytes (none when the host already owns them and they have room).
 func hashField(ctx context.Context, mod api.Module, stack []uint64) {
-	s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-	if s == nil || !s.valid(idx) {
-		ret(stack, StatusBadRecord)
+	s, idx, ok := recordArg(ctx, stack)
+	if !ok {
 		return
 	}
 	rawPath, ok := read(mod, stack[1], stack[2])

@@ -25,6 +25,18 @@ func errorsIsNotFound(err error) bool { return errors.Is(err, codec.ErrNotFound)
 
 func ret(stack []uint64, v int32) { stack[0] = api.EncodeI32(v) }
 
+// recordArg resolves the call state and the record index in stack[0], the
+// first argument of every per-record host function. When either is invalid it
+// answers StatusBadRecord and reports false.
+func recordArg(ctx context.Context, stack []uint64) (*callState, int32, bool) {
+	s, idx := stateOf(ctx), api.DecodeI32(stack[0])
+	if s == nil || !s.valid(idx) {
+		ret(stack, StatusBadRecord)
+		return nil, 0, false
+	}
+	return s, idx, true
+}
+
 // read returns guest memory [ptr, ptr+n) without copying; the view is valid
 // only until the guest runs again.
 func read(mod api.Module, ptr, n uint64) ([]byte, bool) {
@@ -56,17 +68,15 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, int32(s.n))
 		},
 		FuncRecordValue: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			writeOut(mod, stack, stack[1], stack[2], s.record(idx).Value)
 		},
 		FuncGetField: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			path, ok := read(mod, stack[1], stack[2])
@@ -82,9 +92,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			writeOut(mod, stack, stack[3], stack[4], val)
 		},
 		FuncGetString: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			path, ok := read(mod, stack[1], stack[2])
@@ -105,9 +114,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			writeOut(mod, stack, stack[3], stack[4], str)
 		},
 		FuncRecordTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			t := s.record(idx).Topic
@@ -118,9 +126,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, int32(len(t)))
 		},
 		FuncRecordKey: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			k := s.record(idx).Key
@@ -131,9 +138,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			writeOut(mod, stack, stack[1], stack[2], k)
 		},
 		FuncRecordHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			name, ok := read(mod, stack[1], stack[2])
@@ -149,9 +155,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			writeOut(mod, stack, stack[3], stack[4], v)
 		},
 		FuncDrop: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			s.recs[idx].dropped = true
@@ -164,9 +169,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			setField(ctx, mod, stack, true)
 		},
 		FuncDeleteField: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			rawPath, ok := read(mod, stack[1], stack[2])
@@ -197,9 +201,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncSetValue: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			val, ok := read(mod, stack[1], stack[2])
@@ -216,9 +219,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncSetTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			t, ok := read(mod, stack[1], stack[2])
@@ -232,9 +234,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncSetKey: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			k, ok := read(mod, stack[1], stack[2])
@@ -250,9 +251,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncSetHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			name, ok1 := read(mod, stack[1], stack[2])
@@ -265,9 +265,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncDeadLetter: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			reason, ok := read(mod, stack[1], stack[2])
@@ -283,9 +282,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			ret(stack, StatusOK)
 		},
 		FuncEmit: func(ctx context.Context, mod api.Module, stack []uint64) {
-			s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-			if s == nil || !s.valid(idx) {
-				ret(stack, StatusBadRecord)
+			s, idx, ok := recordArg(ctx, stack)
+			if !ok {
 				return
 			}
 			val, ok := read(mod, stack[1], stack[2])
@@ -310,9 +308,8 @@ func hostFuncs() map[string]api.GoModuleFunc {
 // setField is set_field (val is JSON) and set_string (val is a string the
 // host quotes).
 func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
-	s, idx := stateOf(ctx), api.DecodeI32(stack[0])
-	if s == nil || !s.valid(idx) {
-		ret(stack, StatusBadRecord)
+	s, idx, ok := recordArg(ctx, stack)
+	if !ok {
 		return
 	}
 	rawPath, ok1 := read(mod, stack[1], stack[2])
