@@ -8,8 +8,6 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -32,19 +30,10 @@ func hashField(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, StatusUnsupported)
 		return
 	}
-	p, ok := s.path(rawPath)
-	if !ok {
-		ret(stack, StatusBadPath)
+	r, p, v, err, st := s.editTarget(idx, rawPath)
+	if st != StatusOK {
+		ret(stack, st)
 		return
-	}
-	r := s.record(idx)
-	if r.Format != engine.FormatJSON {
-		ret(stack, StatusInvalidJSON)
-		return
-	}
-	v, err, hit := s.cached(idx, rawPath)
-	if !hit {
-		v, err = codec.Get(r.Value, p)
 	}
 	if err != nil {
 		ret(stack, editStatus(err))

@@ -178,19 +178,10 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			p, ok := s.path(rawPath)
-			if !ok {
-				ret(stack, StatusBadPath)
+			r, _, v, err, st := s.editTarget(idx, rawPath)
+			if st != StatusOK {
+				ret(stack, st)
 				return
-			}
-			r := s.record(idx)
-			if r.Format != engine.FormatJSON {
-				ret(stack, StatusInvalidJSON)
-				return
-			}
-			v, err, hit := s.cached(idx, rawPath)
-			if !hit {
-				v, err = codec.Get(r.Value, p)
 			}
 			doc, err := jsonDeleteAt(r.Value, v, err, s.recs[idx].ownValue)
 			if err != nil {
@@ -318,9 +309,9 @@ func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
 		ret(stack, StatusBadMemory)
 		return
 	}
-	p, ok := s.path(rawPath)
-	if !ok {
-		ret(stack, StatusBadPath)
+	r, p, v, err, st := s.editTarget(idx, rawPath)
+	if st != StatusOK {
+		ret(stack, st)
 		return
 	}
 	if quote {
@@ -332,15 +323,6 @@ func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
 			return
 		}
 		val = trimSpace(val)
-	}
-	r := s.record(idx)
-	if r.Format != engine.FormatJSON {
-		ret(stack, StatusInvalidJSON)
-		return
-	}
-	v, err, hit := s.cached(idx, rawPath)
-	if !hit {
-		v, err = codec.Get(r.Value, p)
 	}
 	doc, err := jsonSetAt(r.Value, p, val, v, err, s.recs[idx].ownValue)
 	if err != nil {

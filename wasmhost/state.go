@@ -144,6 +144,27 @@ func (s *callState) path(raw []byte) (codec.Path, bool) {
 // cached returns the cached get_field lookup of rawPath in record idx as
 // codec.Get would: the value (a slice of the record's current Value) or
 // codec.ErrNotFound. ok is false when nothing usable is cached.
+// editTarget locates the field an edit (set, delete, hash) changes: it
+// compiles the path, checks the record is JSON, and looks the field up
+// through the per-record cache. st is StatusOK, or the status to answer
+// (BAD_PATH, INVALID_JSON); val and err are the lookup's result, which the
+// JSON edit functions take as they are (err may be codec.ErrNotFound).
+func (s *callState) editTarget(idx int32, rawPath []byte) (r *engine.Record, p codec.Path, val []byte, err error, st int32) {
+	p, ok := s.path(rawPath)
+	if !ok {
+		return nil, p, nil, nil, StatusBadPath
+	}
+	r = s.record(idx)
+	if r.Format != engine.FormatJSON {
+		return nil, p, nil, nil, StatusInvalidJSON
+	}
+	val, err, hit := s.cached(idx, rawPath)
+	if !hit {
+		val, err = codec.Get(r.Value, p)
+	}
+	return r, p, val, err, StatusOK
+}
+
 func (s *callState) cached(idx int32, rawPath []byte) (val []byte, err error, ok bool) {
 	if idx != s.cacheIdx {
 		return nil, nil, false
