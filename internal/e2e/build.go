@@ -61,6 +61,9 @@ var shared struct {
 	dir   string
 	procs []*Proc
 
+	browsers  []*Browser
+	artifacts string // ArtifactsDir's default root, kept after the tests
+
 	binOnce sync.Once
 	bin     string
 	binErr  error

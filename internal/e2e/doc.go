@@ -10,6 +10,19 @@
 // in-process kfake clusters (Kafka) and reads topics back (ReadTopics,
 // EndOffsets), sends HTTP requests (Do) and reads /metrics (Metrics).
 //
+// Browser tests drive Debian's headless Chromium through its chromedriver
+// over the W3C WebDriver protocol (browser.go): StartBrowser starts
+// chromedriver on a free port of 127.0.0.1 and a Chromium session with a
+// fresh profile; a Browser opens pages (Open), finds elements (Find,
+// FindAll, WaitFind, Active), types, clicks and presses keys (Element.Type,
+// Element.Click, Keys with the Key* constants), runs scripts (Exec, Eval),
+// waits for conditions (Wait, WaitJS, WaitText) and saves screenshots
+// (Screenshot) under ArtifactsDir (the SLUICE_TEST_ARTIFACTS folder, else
+// a temporary one that is kept; every path is logged). A failed test gets
+// a "failure" screenshot and the page's console in its log. Without
+// Chromium the test fails with what to install: browser tests are never
+// skipped.
+//
 // Every helper that can fail takes a testing.TB and fails the test; the
 // few that run before a test exists (BuildGuests, BuildSluice) or inside
 // goroutines (ReadMetrics) return errors instead. A package's TestMain

@@ -228,17 +228,21 @@ func ProcStatusBytes(pid int, field string) (int64, error) {
 }
 
 // Main runs m's tests, then kills every process Start started that is
-// still running and removes the scratch folder (built binary and guests).
+// still running, closes every browser StartBrowser or NewBrowser started,
+// and removes the scratch folder (built binary and guests).
 // It returns the exit code: func TestMain(m *testing.M) {
 // os.Exit(e2e.Main(m)) }.
 func Main(m *testing.M) int {
 	code := m.Run()
 	shared.mu.Lock()
-	procs, dir := shared.procs, shared.dir
-	shared.procs, shared.dir = nil, ""
+	procs, browsers, dir := shared.procs, shared.browsers, shared.dir
+	shared.procs, shared.browsers, shared.dir = nil, nil, ""
 	shared.mu.Unlock()
 	for _, p := range procs {
 		p.Kill()
+	}
+	for _, b := range browsers {
+		b.Close()
 	}
 	if dir != "" {
 		os.RemoveAll(dir)
