@@ -6,7 +6,7 @@ GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 TEST_FLAGS ?= -race -timeout 30m
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: all build transforms run test test-faults bench fuzz lint check docker clean
+.PHONY: all build transforms run test test-faults bench fuzz lint check docs docker clean
 
 all: build
 
@@ -64,6 +64,10 @@ lint:
 check: lint
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
+
+## docs: regenerate examples/sluice.yaml and the README flag table from gateway.Config's tags
+docs:
+	$(GO) test ./gateway -run TestConfigDocs -count=1 -update
 
 docker:
 	docker build -t sluice:dev .

@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +11,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults of Config.
+// Defaults of Config. They are the `default` tags of Config's fields
+// (TestDefaultsMatchTags keeps the two equal); the tags are what the flags,
+// the help and the documented example read.
 const (
 	DefaultHTTPAddr        = ":8080"
 	DefaultAdminAddr       = "127.0.0.1:9090"
@@ -35,124 +34,131 @@ const (
 	SinkStdout  = "stdout"
 )
 
-// Config is sluice's whole configuration: one flat, validated struct that
-// the flags and the YAML file (--config) map onto in one place
-// (LoadConfig). It is never mutated after start.
+// Config is sluice's whole configuration: one flat, validated struct whose
+// field tags are the single description of every option. LoadConfig reads
+// the flags, the YAML file (--config), the environment and the defaults
+// from these tags, `sluice run --help` prints them, and examples/sluice.yaml
+// and the README's flag table are generated from them
+// (`go test ./gateway -run TestConfigDocs -update`). It is never mutated
+// after start.
+//
+// The tags of an option (a field), read by kong and by LoadConfig:
+//
+//	name     the flag, --NAME (a group's prefix is prepended: kafka-…)
+//	yaml     the key in the YAML file (a group's fields nest under its key)
+//	default  the default value, in the flag's syntax
+//	env      an environment variable that sets the option (secrets); the
+//	         file beats it and a flag beats both
+//	merge    a list whose file, environment and flag values add up instead
+//	         of overriding one another
+//	help     the one description: --help, the example file, the README
+//	example  the value examples/sluice.yaml shows, when not the default
+//	kong:"-" a YAML-only option (a list of structs such as tenants)
+//
+// Adding an option is one field here (with the tags above) and its check in
+// Validate; then regenerate the docs.
 type Config struct {
+	// ConfigFile is the YAML file read before the flags (--config).
+	ConfigFile ConfigPath `name:"config" yaml:"-" placeholder:"FILE" help:"YAML configuration file (every key: examples/sluice.yaml); flags given on the command line override it."`
+
 	// HTTPAddr is the ingest listener (POST /v1/events, /healthz, /readyz).
-	// Default ":8080". Port 0 picks a free port (see App.HTTPAddr).
-	HTTPAddr string `yaml:"http"`
+	HTTPAddr string `name:"http" yaml:"http" default:":8080" help:"Ingest listener: POST /v1/events, GET /healthz, GET /readyz. Port 0 picks a free port."`
 	// AdminAddr is the admin listener (/metrics, /healthz, /readyz, the
-	// admin API). Default "127.0.0.1:9090".
-	AdminAddr string `yaml:"admin"`
+	// admin API).
+	AdminAddr string `name:"admin" yaml:"admin" default:"127.0.0.1:9090" help:"Admin listener: GET /metrics, /healthz, /readyz and the admin REST API (/admin/...). Keep it private."`
 	// Brokers are the Kafka seed brokers. Required for the kafka sink
 	// unless Dev is set.
-	Brokers []string `yaml:"brokers"`
+	Brokers []string `name:"brokers" yaml:"brokers" placeholder:"HOST:PORT" example:"kafka-1:9092,kafka-2:9092" help:"Kafka seed brokers, comma separated. Required for the kafka sink unless dev is on."`
 	// Dev starts an embedded Kafka-protocol broker (kfake) on DevBroker and
 	// points the sink at it; topics are auto-created.
-	Dev bool `yaml:"dev"`
-	// DevBroker is the embedded broker's address. Default "127.0.0.1:9092".
-	DevBroker string `yaml:"dev_broker"`
-	// Sink is kafka (default), discard (benchmarks) or stdout (NDJSON, for
-	// debugging).
-	Sink string `yaml:"sink"`
-	// Topic is the default topic of records no transform routed. Default
-	// "events".
-	Topic string `yaml:"topic"`
-	// DLQTopic is the dead-letter topic. Default "sluice.dlq".
-	DLQTopic string `yaml:"dlq_topic"`
+	Dev bool `name:"dev" yaml:"dev" help:"Start an embedded Kafka-protocol broker (franz-go kfake) on dev_broker and write to it; topics are auto-created. For trying sluice on one machine."`
+	// DevBroker is the embedded broker's address.
+	DevBroker string `name:"dev-broker" yaml:"dev_broker" default:"127.0.0.1:9092" help:"Address of the embedded broker (with dev)."`
+	// Sink is kafka, discard (benchmarks) or stdout (NDJSON, for debugging).
+	Sink string `name:"sink" yaml:"sink" default:"kafka" help:"Where records go: kafka, discard (benchmarks) or stdout (NDJSON, for debugging)."`
+	// Topic is the default topic of records no transform routed.
+	Topic string `name:"topic" yaml:"topic" default:"events" help:"Default topic of records no transform routed."`
+	// DLQTopic is the dead-letter topic.
+	DLQTopic string `name:"dlq-topic" yaml:"dlq_topic" default:"sluice.dlq" help:"Dead-letter topic: unparseable lines, oversized events, records a transform rejected or trapped on, with the reason in the sluice-reason header."`
 	// APIKeys are accepted API keys of the default tenant. With no keys and
-	// no tenants, ingest is open. Also from env SLUICE_API_KEYS (comma
-	// separated).
-	APIKeys []string `yaml:"api_keys"`
+	// no tenants, ingest is open.
+	APIKeys []string `name:"api-key" yaml:"api_keys" env:"SLUICE_API_KEYS" merge:"" placeholder:"KEY" help:"API keys of the default tenant, sent as \"Authorization: Bearer KEY\" or \"X-API-Key: KEY\"; repeatable, comma separated. Keys of the file, the environment and the flags add up. With no keys and no tenants, ingest is open."`
 	// Tenants map API keys to tenants with their own default topic and
 	// pipeline.
-	Tenants []Tenant `yaml:"tenants"`
-	// AdminToken is the bearer token of the admin API. Also from env
-	// SLUICE_ADMIN_TOKEN. Dev generates one when empty; without a token the
-	// admin API routes answer 404 (the health and metrics routes stay).
-	AdminToken string `yaml:"admin_token"`
-	// TransformsDir holds .wasm transforms loaded at start, each named by its
-	// file name without the extension.
-	TransformsDir string `yaml:"transforms"`
+	Tenants []Tenant `kong:"-" yaml:"tenants" help:"Tenants: API keys mapped to a tenant with its own default topic and pipeline."`
+	// AdminToken is the bearer token of the admin API. Dev generates one
+	// when empty; without a token the admin API routes answer 404 (the
+	// health and metrics routes stay).
+	AdminToken string `name:"admin-token" yaml:"admin_token" env:"SLUICE_ADMIN_TOKEN" placeholder:"TOKEN" help:"Admin API bearer token (prefer the environment for secrets). With dev and no token, one is generated and printed. Without a token the admin REST API is off; health and metrics stay on."`
+	// TransformsDir holds .wasm transforms loaded at start, each named by
+	// its file name without the extension.
+	TransformsDir string `name:"transforms" yaml:"transforms" placeholder:"DIR" example:"./transforms" help:"Load every .wasm in this folder at start, named by its file name (filter.wasm is \"filter\")."`
 	// Pipeline is the default tenant's chain of transform names. Empty:
 	// records pass through unchanged.
-	Pipeline []string `yaml:"pipeline"`
-	// MemoryLimit is the process memory budget in bytes. It sets GOMEMLIMIT
-	// (when given explicitly) and sizes the governor: a quarter of it may be
-	// in flight (leased), an eighth may wait in the receive queue. WASM
-	// guests' linear memory counts against it through the governor's heap
-	// source. Default 1 GiB.
-	MemoryLimit ByteSize `yaml:"memory_limit"`
-	// MaxBody caps a request body in bytes, before and after decompression;
-	// larger is 413. Default 4 MiB.
-	MaxBody ByteSize `yaml:"max_body"`
+	Pipeline []string `name:"pipeline" yaml:"pipeline" placeholder:"NAME" example:"filter,redact,route,enrich" help:"Transform chain of the default tenant, in order, comma separated. Empty: records pass through unchanged."`
+	// MemoryLimit is the process memory budget in bytes. When given it sets
+	// GOMEMLIMIT; it sizes the governor: a quarter of it may be in flight
+	// (leased), an eighth may wait in the receive queue. WASM guests' linear
+	// memory counts against it through the governor's heap source.
+	MemoryLimit ByteSize `name:"memory-limit" yaml:"memory_limit" default:"1GiB" help:"Memory budget of the process (Go heap, in-flight events and WASM guest memory). Sets GOMEMLIMIT when given; a quarter of it may be in flight and an eighth may wait in the receive queue before the gate answers 503."`
+	// MaxBody caps a request body in bytes, before and after
+	// decompression; larger is 413.
+	MaxBody ByteSize `name:"max-body" yaml:"max_body" default:"4MiB" help:"Cap of one request body, before and after decompression (gzip, zstd, deflate, br): larger is 413."`
 	// MaxEvent caps one event in bytes; a larger event is dead-lettered
-	// ("event too large"). Default 1 MiB.
-	MaxEvent ByteSize `yaml:"max_event"`
+	// ("event too large"). When not given it follows a smaller MaxBody.
+	MaxEvent ByteSize `name:"max-event" yaml:"max_event" default:"1MiB" help:"Cap of one event: larger events go to the DLQ (\"event too large\", first 64 KiB kept). At most max_body; when not given it follows a smaller max_body."`
 	// QueueBytes caps the bytes waiting for the driver; a request that does
-	// not fit is 503. Default MemoryLimit/8 (at least MaxBody).
-	QueueBytes ByteSize `yaml:"queue_bytes"`
+	// not fit is 503. 0: MemoryLimit/8 (at least MaxBody).
+	QueueBytes ByteSize `name:"queue-bytes" yaml:"queue_bytes" placeholder:"SIZE" example:"128MiB" help:"Bytes that may wait for the driver; a request that does not fit is 503. Default memory_limit/8 (at least max_body)."`
 	// GuestMemory caps the linear memory of one WASM transform instance; a
 	// guest that needs more fails its call (its records are dead-lettered
-	// "oom: ..."). Default MemoryLimit/16, between 16 MiB and 64 MiB, so the
+	// "oom: ..."). 0: MemoryLimit/16, between 16 MiB and 64 MiB, so the
 	// pooled instances of a few transforms stay within the memory limit.
-	GuestMemory ByteSize `yaml:"guest_memory"`
+	GuestMemory ByteSize `name:"guest-memory" yaml:"guest_memory" placeholder:"SIZE" example:"64MiB" help:"Linear memory cap of one WASM transform instance (instances are pooled, about one per core per transform). A guest that needs more fails its call and its records are dead-lettered (\"oom: ...\"). Default memory_limit/16, at least 16MiB and at most 64MiB."`
 	// AckTimeout bounds how long a request waits for its ack; then 504.
-	// Default 10s.
-	AckTimeout time.Duration `yaml:"ack_timeout"`
+	AckTimeout time.Duration `name:"ack-timeout" yaml:"ack_timeout" default:"10s" help:"How long a request waits for Kafka's ack before 504. Its events may still be written (at-least-once)."`
 	// ShutdownTimeout bounds the drain on SIGTERM; requests still waiting
-	// then get 503. Default 30s.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// then get 503.
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" yaml:"shutdown_timeout" default:"30s" help:"Drain deadline on SIGTERM: requests still waiting then get 503."`
 	// DataDir keeps transforms, the compilation cache and (with Dev) the
 	// embedded broker's data across restarts. Empty: nothing persists.
-	DataDir string `yaml:"data_dir"`
-	// LogFormat is text (default) or json.
-	LogFormat string `yaml:"log_format"`
-	// LogLevel is debug, info (default), warn or error.
-	LogLevel string `yaml:"log_level"`
+	DataDir string `name:"data-dir" yaml:"data_dir" placeholder:"DIR" example:"/var/lib/sluice" help:"Keeps transforms, pipelines, the compiled-code cache and (with dev) the embedded broker's data across restarts. Empty: nothing persists."`
+	// LogFormat is text or json.
+	LogFormat string `name:"log-format" yaml:"log_format" default:"text" example:"json" help:"Log format: text or json."`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `name:"log-level" yaml:"log_level" default:"info" help:"Log level: debug, info, warn or error."`
 	// ReadyFile, when set, is written once both listeners are bound, with
 	// one line "http=ADDR admin=ADDR".
-	ReadyFile string `yaml:"ready_file"`
+	ReadyFile string `name:"ready-file" yaml:"ready_file" placeholder:"FILE" help:"Written once both listeners are bound, one line \"http=ADDR admin=ADDR\"."`
 
 	memoryLimitSet bool
 }
 
-// Tenant is one API key's tenant.
+// Tenant is one API key's tenant (YAML only: `tenants:`).
 type Tenant struct {
 	// Name identifies the tenant (admin API, logs).
-	Name string `yaml:"name"`
+	Name string `yaml:"name" example:"acme" help:"Identifies the tenant (admin API, logs, metrics)."`
 	// Keys are the tenant's API keys.
-	Keys []string `yaml:"keys"`
+	Keys []string `yaml:"keys" help:"The tenant's API keys."`
 	// KeyEnv names an environment variable holding one more key.
-	KeyEnv string `yaml:"key_env"`
+	KeyEnv string `yaml:"key_env" example:"ACME_API_KEY" help:"An environment variable holding one more key."`
 	// Topic is the tenant's default topic ("" = Config.Topic).
-	Topic string `yaml:"topic"`
+	Topic string `yaml:"topic" example:"acme.events" help:"The tenant's default topic (default: topic)."`
 	// Pipeline is the tenant's chain ("" = Config.Pipeline).
-	Pipeline []string `yaml:"pipeline"`
+	Pipeline []string `yaml:"pipeline" example:"filter,redact" help:"The tenant's transform chain (default: pipeline)."`
 }
 
-// DefaultConfig returns the defaults.
+// DefaultConfig returns the defaults (the `default` tags).
 func DefaultConfig() Config {
-	return Config{
-		HTTPAddr:        DefaultHTTPAddr,
-		AdminAddr:       DefaultAdminAddr,
-		DevBroker:       DefaultDevBroker,
-		Sink:            SinkKafka,
-		Topic:           DefaultTopic,
-		DLQTopic:        DefaultDLQTopic,
-		MemoryLimit:     DefaultMemoryLimit,
-		MaxBody:         DefaultMaxBody,
-		MaxEvent:        DefaultMaxEvent,
-		AckTimeout:      DefaultAckTimeout,
-		ShutdownTimeout: DefaultShutdownTimeout,
-		LogFormat:       "text",
-		LogLevel:        "info",
+	var c Config
+	if err := applyDefaults(&c); err != nil {
+		panic("gateway: Config default tags: " + err.Error()) // a broken tag is a bug
 	}
+	return c
 }
 
-// MemoryLimitSet reports whether the memory limit was given explicitly (and
-// so sets GOMEMLIMIT).
+// MemoryLimitSet reports whether the memory limit was given explicitly (a
+// flag or the file), and so sets GOMEMLIMIT.
 func (c *Config) MemoryLimitSet() bool { return c.memoryLimitSet }
 
 // queueBytes returns the effective queue cap.
@@ -290,6 +296,9 @@ func (s *ByteSize) Set(v string) error {
 	return nil
 }
 
+// UnmarshalText parses a size (flags and the environment).
+func (s *ByteSize) UnmarshalText(b []byte) error { return s.Set(string(b)) }
+
 // UnmarshalYAML parses a size from a YAML scalar.
 func (s *ByteSize) UnmarshalYAML(n *yaml.Node) error { return s.Set(n.Value) }
 
@@ -312,154 +321,4 @@ func ParseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a number with an optional unit (KiB, MiB, GiB, KB, MB, GB)", v)
 	}
 	return int64(n * float64(mult)), nil
-}
-
-// stringList is a repeatable flag that also splits on commas.
-type stringList []string
-
-// String joins the values (flag.Value).
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-// Set appends the comma-separated values of v (flag.Value).
-func (l *stringList) Set(v string) error {
-	for p := range strings.SplitSeq(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*l = append(*l, p)
-		}
-	}
-	return nil
-}
-
-// LoadConfig builds the configuration of `sluice run` from args: the
-// defaults, then the YAML file of --config, then the environment
-// (SLUICE_ADMIN_TOKEN, SLUICE_API_KEYS, tenants' key_env), then the flags
-// given explicitly. It validates the result. getenv may be nil (os.Getenv).
-func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	cfg := DefaultConfig()
-	var f Config // flag values, copied onto cfg for the flags given
-	var configPath string
-	var apiKeys, brokers, pipeline stringList
-	fs := flag.NewFlagSet("sluice run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&configPath, "config", "", "YAML configuration file (flags override it)")
-	fs.StringVar(&f.HTTPAddr, "http", DefaultHTTPAddr, "ingest listener address")
-	fs.StringVar(&f.AdminAddr, "admin", DefaultAdminAddr, "admin listener address (metrics, health, admin API)")
-	fs.Var(&brokers, "brokers", "Kafka seed brokers, comma separated")
-	fs.BoolVar(&f.Dev, "dev", false, "start an embedded Kafka-protocol broker and use it")
-	fs.StringVar(&f.DevBroker, "dev-broker", DefaultDevBroker, "embedded broker address (with --dev)")
-	fs.StringVar(&f.Sink, "sink", SinkKafka, "sink: kafka, discard or stdout")
-	fs.StringVar(&f.Topic, "topic", DefaultTopic, "default topic")
-	fs.StringVar(&f.DLQTopic, "dlq-topic", DefaultDLQTopic, "dead-letter topic")
-	fs.Var(&apiKeys, "api-key", "accepted API key (repeatable; env SLUICE_API_KEYS)")
-	fs.StringVar(&f.AdminToken, "admin-token", "", "admin API bearer token (env SLUICE_ADMIN_TOKEN; --dev generates one)")
-	fs.StringVar(&f.TransformsDir, "transforms", "", "load every .wasm in this folder at start, named by file name")
-	fs.Var(&pipeline, "pipeline", "default pipeline: transform names, comma separated")
-	f.MemoryLimit, f.MaxBody, f.MaxEvent = DefaultMemoryLimit, DefaultMaxBody, DefaultMaxEvent
-	fs.Var(&f.MemoryLimit, "memory-limit", "memory budget, e.g. 256MiB (also sets GOMEMLIMIT)")
-	fs.Var(&f.MaxBody, "max-body", "request body cap, before and after decompression")
-	fs.Var(&f.MaxEvent, "max-event", "per-event cap; larger events are dead-lettered")
-	fs.Var(&f.QueueBytes, "queue-bytes", "receive queue cap (default memory-limit/8)")
-	fs.Var(&f.GuestMemory, "guest-memory", "linear memory cap of one WASM transform instance (default memory-limit/16, 16MiB..64MiB)")
-	fs.DurationVar(&f.AckTimeout, "ack-timeout", DefaultAckTimeout, "how long a request waits for its ack before 504")
-	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "drain deadline on SIGTERM")
-	fs.StringVar(&f.DataDir, "data-dir", "", "data folder (transforms, compilation cache, dev broker data)")
-	fs.StringVar(&f.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&f.ReadyFile, "ready-file", "", "write the bound addresses to this file once listening")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("%w: unexpected arguments %q", ErrConfig, fs.Args())
-	}
-	if configPath != "" {
-		b, err := os.ReadFile(configPath)
-		if err != nil {
-			return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return Config{}, fmt.Errorf("%w: %s: %w", ErrConfig, configPath, err)
-		}
-		cfg.memoryLimitSet = cfg.MemoryLimit != DefaultMemoryLimit
-	}
-	if v := getenv("SLUICE_ADMIN_TOKEN"); v != "" && cfg.AdminToken == "" {
-		cfg.AdminToken = v
-	}
-	if v := getenv("SLUICE_API_KEYS"); v != "" {
-		var l stringList
-		_ = l.Set(v)
-		cfg.APIKeys = append(cfg.APIKeys, l...)
-	}
-	for i := range cfg.Tenants {
-		t := &cfg.Tenants[i]
-		if t.KeyEnv != "" {
-			if v := getenv(t.KeyEnv); v != "" {
-				t.Keys = append(t.Keys, v)
-			}
-		}
-	}
-	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "http":
-			cfg.HTTPAddr = f.HTTPAddr
-		case "admin":
-			cfg.AdminAddr = f.AdminAddr
-		case "brokers":
-			cfg.Brokers = brokers
-		case "dev":
-			cfg.Dev = f.Dev
-		case "dev-broker":
-			cfg.DevBroker = f.DevBroker
-		case "sink":
-			cfg.Sink = f.Sink
-		case "topic":
-			cfg.Topic = f.Topic
-		case "dlq-topic":
-			cfg.DLQTopic = f.DLQTopic
-		case "api-key":
-			cfg.APIKeys = append(cfg.APIKeys, apiKeys...)
-		case "admin-token":
-			cfg.AdminToken = f.AdminToken
-		case "transforms":
-			cfg.TransformsDir = f.TransformsDir
-		case "pipeline":
-			cfg.Pipeline = pipeline
-		case "memory-limit":
-			cfg.MemoryLimit, cfg.memoryLimitSet = f.MemoryLimit, true
-		case "max-body":
-			cfg.MaxBody = f.MaxBody
-		case "max-event":
-			cfg.MaxEvent = f.MaxEvent
-		case "queue-bytes":
-			cfg.QueueBytes = f.QueueBytes
-		case "guest-memory":
-			cfg.GuestMemory = f.GuestMemory
-		case "ack-timeout":
-			cfg.AckTimeout = f.AckTimeout
-		case "shutdown-timeout":
-			cfg.ShutdownTimeout = f.ShutdownTimeout
-		case "data-dir":
-			cfg.DataDir = f.DataDir
-		case "log-format":
-			cfg.LogFormat = f.LogFormat
-		case "log-level":
-			cfg.LogLevel = f.LogLevel
-		case "ready-file":
-			cfg.ReadyFile = f.ReadyFile
-		}
-	})
-	maxEventSet := cfg.MaxEvent != DefaultMaxEvent
-	fs.Visit(func(fl *flag.Flag) { maxEventSet = maxEventSet || fl.Name == "max-event" })
-	if !maxEventSet && cfg.MaxEvent > cfg.MaxBody {
-		cfg.MaxEvent = cfg.MaxBody // the default per-event cap follows a smaller body cap
-	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, err
-	}
-	return cfg, nil
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -150,5 +151,93 @@ func TestGuestMemoryCap(t *testing.T) {
 	f([]string{"--memory-limit", "128MiB", "--guest-memory", "8MiB"}, 8<<20)
 	if _, err := LoadConfig([]string{"--sink", "discard", "--guest-memory", "1MiB"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "guest_memory") {
 		t.Fatalf("a 1 MiB guest cap was accepted: %v", err)
+	}
+}
+
+// TestLoadConfigPrecedence checks flag > file > environment > default, and
+// that an empty value in the file leaves the environment's.
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		t.Helper()
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	env := func(k string) string { return map[string]string{"SLUICE_ADMIN_TOKEN": "from-env"}[k] }
+	f := func(args []string, wantToken, wantTopic string) {
+		t.Helper()
+		cfg, err := LoadConfig(append([]string{"--sink", "discard"}, args...), env, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.AdminToken != wantToken || cfg.Topic != wantTopic {
+			t.Fatalf("%q: token %q topic %q; want %q %q", args, cfg.AdminToken, cfg.Topic, wantToken, wantTopic)
+		}
+	}
+	f(nil, "from-env", "events")
+	f([]string{"--config", write("admin_token: \"\"\ntopic: t1\n")}, "from-env", "t1")
+	f([]string{"--config", write("admin_token: from-file\n")}, "from-file", "events")
+	f([]string{"--config", write("admin_token: from-file\ntopic: t1\n"), "--admin-token", "from-flag", "--topic", "t2"}, "from-flag", "t2")
+	// The last of a repeated flag wins; lists add up.
+	cfg, err := LoadConfig([]string{"--sink", "discard", "--http", "127.0.0.1:1", "--http", "127.0.0.1:2", "--pipeline", "a,b", "--pipeline", "c"}, env, io.Discard)
+	if err != nil || cfg.HTTPAddr != "127.0.0.1:2" || strings.Join(cfg.Pipeline, ",") != "a,b,c" {
+		t.Fatalf("repeated flags: %v %q %v", err, cfg.HTTPAddr, cfg.Pipeline)
+	}
+	// The memory limit counts as given from the file too (it then sets GOMEMLIMIT).
+	cfg, err = LoadConfig([]string{"--sink", "discard", "--config", write("memory_limit: 1GiB\n")}, env, io.Discard)
+	if err != nil || !cfg.MemoryLimitSet() {
+		t.Fatalf("memory_limit from the file: %v, set %v", err, cfg.MemoryLimitSet())
+	}
+	if cfg, _ := LoadConfig([]string{"--sink", "discard"}, env, io.Discard); cfg.MemoryLimitSet() {
+		t.Fatal("the default memory limit counts as given")
+	}
+	// A smaller body cap pulls the default event cap down with it.
+	cfg, err = LoadConfig([]string{"--sink", "discard", "--max-body", "256KiB"}, env, io.Discard)
+	if err != nil || cfg.MaxEvent != 256<<10 {
+		t.Fatalf("max-event follows max-body: %v %v", err, cfg.MaxEvent)
+	}
+}
+
+func TestLoadConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	f := func(body, wantInErr string) {
+		t.Helper()
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig([]string{"--sink", "discard", "--config", p}, func(string) string { return "" }, io.Discard)
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), wantInErr) {
+			t.Fatalf("%q: %v; want an ErrConfig naming %q", body, err, wantInErr)
+		}
+	}
+	f("topic: a\nbogus_key: 1\n", "line 2")
+	f("max_body: ten\n", "ten")
+	f("ack_timeout: forever\n", "forever")
+	f("tenants: {a: 1}\n", "Tenant")
+	if _, err := LoadConfig([]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, io.Discard); err == nil || !errors.Is(err, ErrConfig) {
+		t.Fatalf("a missing file: %v", err)
+	}
+	// An empty file is no configuration.
+	p := filepath.Join(dir, "empty.yaml")
+	_ = os.WriteFile(p, nil, 0o644)
+	if _, err := LoadConfig([]string{"--sink", "discard", "--config", p}, nil, io.Discard); err != nil {
+		t.Fatalf("an empty file: %v", err)
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := LoadConfig([]string{"--help"}, nil, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"--http", "--memory-limit=1GiB", "$SLUICE_ADMIN_TOKEN", "--config=FILE"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("help lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -3,7 +3,9 @@
 // configuration and the App that wires the engine, the governor, the WASM
 // host and Kafka together.
 //
-// The central type is App. Data enters at POST /v1/events (Server), is split
+// The central type is App. It runs supervised lines, each a source → the
+// governed driver → the pipeline → the sink, sharing the governor, the sink
+// and the WASM host; HTTP ingest is one line. Data enters at POST /v1/events (Server), is split
 // into records without a full parse (split.go) and enqueued on the HTTP
 // Receiver, a byte-bounded queue that implements engine.Receiver[*Ack]. The
 // engine's governed driver pulls byte-capped batches from it, runs the
@@ -17,6 +19,9 @@
 // failure) fails every waiting request with 503; the supervisor marks the
 // sink unhealthy (the gate holds and /readyz is not ready), probes the sink
 // with capped exponential backoff and restarts the driver when it answers.
+//
+// Configuration is one tagged struct, Config: its tags give every option's
+// flag, YAML key, environment variable, default and help (LoadConfig).
 //
 // Memory: every request body is leased from the governor's MemoryGuard from
 // enqueue to ack; the queue is bounded in bytes and rejects with 503 when

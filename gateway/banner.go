@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+)
+
+// devBanner is what `sluice run --dev` prints once it listens: how to
+// ingest, read the metrics, call the admin API and consume with kcat.
+type devBanner struct {
+	httpAddr, adminAddr string
+	adminToken          string
+	brokerAddr          string // "" without the embedded broker
+	topic, dlqTopic     string
+}
+
+// write prints the banner to w.
+func (b devBanner) write(w io.Writer) {
+	var s strings.Builder
+	fmt.Fprintf(&s, "\nsluice is running (dev mode)\n\n")
+	fmt.Fprintf(&s, "  ingest:  curl -XPOST http://%s/v1/events -H 'Content-Type: application/json' -d '{\"event\":\"hello\"}'\n", hostPort(b.httpAddr))
+	fmt.Fprintf(&s, "  metrics: http://%s/metrics\n", hostPort(b.adminAddr))
+	fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' http://%s/admin/budget\n", b.adminToken, hostPort(b.adminAddr))
+	fmt.Fprintf(&s, "  admin token: %s\n", b.adminToken)
+	if b.brokerAddr != "" {
+		fmt.Fprintf(&s, "  kafka:   kcat -b %s -C -t %s -o beginning\n", b.brokerAddr, b.topic)
+		fmt.Fprintf(&s, "  dlq:     kcat -b %s -C -t %s -o beginning -f '%%h %%s\\n'\n", b.brokerAddr, b.dlqTopic)
+	}
+	s.WriteString("\n")
+	_, _ = io.WriteString(w, s.String())
+}
+
+// printDevBanner prints the banner to stdout (stderr with the stdout sink,
+// to keep stdout pure NDJSON).
+func (a *App) printDevBanner() {
+	b := devBanner{
+		httpAddr: a.HTTPAddr(), adminAddr: a.AdminAddr(), adminToken: a.cfg.AdminToken,
+		topic: a.cfg.Topic, dlqTopic: a.cfg.DLQTopic,
+	}
+	if a.broker != nil {
+		b.brokerAddr = a.broker.Addr()
+	}
+	w := a.stdout
+	if a.cfg.Sink == SinkStdout {
+		w = os.Stderr
+	}
+	b.write(w)
+}
+
+// hostPort makes a listen address usable in a URL (":8080" → "127.0.0.1:8080").
+func hostPort(addr string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if h == "" || h == "::" || h == "0.0.0.0" {
+		h = "127.0.0.1"
+	}
+	return net.JoinHostPort(h, p)
+}
