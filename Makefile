@@ -6,7 +6,7 @@ GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 TEST_FLAGS ?= -race -timeout 30m
 HTTP_ADDR ?= 127.0.0.1:8080
 
-.PHONY: all build transforms run test test-faults bench fuzz lint check docs docker clean
+.PHONY: all build transforms run test test-faults bench bench-peers fuzz lint check docs docker clean
 
 all: build
 
@@ -54,6 +54,14 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s -count 1 ./...
 	$(GO) run ./internal/benchrun
+
+# BENCH_LOCK: a file benchrun holds an exclusive flock(2) on while it measures, so that
+# measurements on a shared machine never overlap (empty: no lock).
+BENCH_LOCK ?=
+BENCH_PEERS_FLAGS ?= -rounds 3 -duration 10s
+## bench-peers: the same workload against Benthos v4 (its own module in bench/benthos) and sluice, in one run: events/s, ratios, peak RSS (about 5 minutes on 2 cores)
+bench-peers:
+	$(GO) run ./internal/benchrun -peers -markdown $(if $(BENCH_LOCK),-lock $(BENCH_LOCK)) $(BENCH_PEERS_FLAGS)
 
 ## lint: gofmt + go vet
 lint:
