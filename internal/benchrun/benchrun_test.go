@@ -414,6 +414,12 @@ func TestPeerTable(t *testing.T) {
 	if w := tb.workloadLine(); !strings.Contains(w, "median of 3 interleaved runs") || !strings.Contains(w, "64 connections, 20s per run") {
 		t.Fatalf("workload line %q", w)
 	}
+	tb.rows[1].runs = []result{{events: 1234.4, cpuPerMillion: 8.004}, tb.rows[1].r}
+	var runs bytes.Buffer
+	tb.writeRuns(&runs)
+	if !strings.Contains(runs.String(), "  go-discard   1,234 (8.00), 250,000 (8.00)\n") {
+		t.Fatalf("runs:\n%s", runs.String())
+	}
 	// Without a Benthos row there are no ratios.
 	tb.rows = tb.rows[1:]
 	if rate, perCPU := tb.ratios(tb.rows[0].r); rate != "" || perCPU != "" {

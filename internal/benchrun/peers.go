@@ -224,12 +224,16 @@ func runPeers(root, tmp string, o options, stdout, stderr io.Writer) error {
 
 	t := peerTable{benthosVersion: benthosVer, ls: o.loadSettings, rounds: o.rounds, stats: s.stats}
 	for _, sys := range systems {
-		t.rows = append(t.rows, peerRow{sys: sys, r: median(runs[sys.key])})
+		t.rows = append(t.rows, peerRow{sys: sys, r: median(runs[sys.key]), runs: runs[sys.key]})
 	}
 	fmt.Fprintln(stdout, hostLine(root, benthosVer))
 	fmt.Fprintln(stdout, t.workloadLine())
 	fmt.Fprintln(stdout)
 	t.writeText(stdout)
+	if o.rounds > 1 {
+		fmt.Fprintln(stdout)
+		t.writeRuns(stdout)
+	}
 	if o.markdown {
 		fmt.Fprintln(stdout)
 		t.writeMarkdown(stdout)
@@ -328,8 +332,9 @@ func median(runs []result) result {
 
 // peerRow is one system's figures.
 type peerRow struct {
-	sys peerSystem
-	r   result
+	sys  peerSystem
+	r    result   // the median run
+	runs []result // every run, in order
 }
 
 // peerTable is the comparison's result.
@@ -391,6 +396,19 @@ func (t *peerTable) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %.1f | %.1f | %d | %.2f | %.2f | %.1f MiB | %.1f MiB |\n",
 			row.sys.label(t.benthosVersion, true), thousands(r.events), rate, perCPU, r.p50, r.p99, r.nonOK,
 			r.cpuPerMillion, r.cores, mib(r.startRSS), mib(r.peakRSS))
+	}
+}
+
+// writeRuns lists every run's events/s and CPU per event, in the order
+// they ran, so that the spread on a shared machine shows.
+func (t *peerTable) writeRuns(w io.Writer) {
+	fmt.Fprintln(w, "every run, in order (events/s, CPU s / M events):")
+	for _, row := range t.rows {
+		var runs []string
+		for _, r := range row.runs {
+			runs = append(runs, fmt.Sprintf("%s (%.2f)", thousands(r.events), r.cpuPerMillion))
+		}
+		fmt.Fprintf(w, "  %-12s %s\n", row.sys.key, strings.Join(runs, ", "))
 	}
 }
 
