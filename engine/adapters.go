@@ -10,10 +10,14 @@ import "context"
 // (*ProcessError, terminal). Called from the loop goroutine only.
 type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
 
-// SinkFunc writes a processed batch downstream. It returns nil only when
-// every record is durably accepted; an error is terminal (*SinkError). The
-// batch and its records belong to the driver again when it returns. Under
-// CommitSinkManaged the sink commits the batch's Tokens itself.
+// SinkFunc writes a processed batch downstream, with RecordSink.Write's
+// outcomes: nil when every record is durably accepted; a *RecordErrors
+// (returned as is) listing records of b.Records that failed for reasons of
+// their own, every other record being accepted — the driver dead-letters
+// the listed ones and goes on; any other error is terminal (*SinkError).
+// The batch and its records belong to the driver again when it returns.
+// Under CommitSinkManaged the sink commits the batch's Tokens itself, and a
+// *RecordErrors is terminal (the driver cannot route before that commit).
 type SinkFunc[T any] func(ctx context.Context, b *Batch[T]) error
 
 // Process adapts a Processor (the WASM pipeline) to a ProcessFunc: records
@@ -30,7 +34,8 @@ func Process[T any](p Processor) ProcessFunc[T] {
 }
 
 // Sink adapts a RecordSink (Kafka) to a SinkFunc: it writes the batch's
-// records and leaves tokens to the driver.
+// records, returns Write's outcome unchanged (a *RecordErrors included) and
+// leaves tokens to the driver.
 func Sink[T any](s RecordSink) SinkFunc[T] {
 	return func(ctx context.Context, b *Batch[T]) error {
 		return s.Write(ctx, b.Records)

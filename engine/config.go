@@ -38,7 +38,8 @@ func (m CommitMode) String() string {
 
 // DLQPolicy is the one policy every dead letter goes through before its
 // block is committed: inbound dead letters a receiver attached to a batch,
-// parse failures, and dead letters the process stage produced.
+// parse failures, dead letters the process stage produced, and records the
+// sink reported as failed (RecordErrors).
 type DLQPolicy uint8
 
 const (
@@ -46,7 +47,8 @@ const (
 	// (*DLQRouteError wrapping ErrDLQRejected); nothing is committed.
 	DLQReject DLQPolicy = iota
 	// DLQRoute writes dead letters to Config.DLQ before the block's sink
-	// call; a DLQ write failure is terminal.
+	// call (the sink's failed records right after it), before the commit; a
+	// DLQ write failure is terminal.
 	DLQRoute
 	// DLQDiscardWithMetric drops dead letters and counts them in
 	// Stats.DLQDiscarded: opt-in, counted loss.
@@ -198,8 +200,9 @@ type BlockStats struct {
 	// OutRecords is the number of records handed to the sink (after fan-out
 	// or filtering), summed over sub-blocks.
 	OutRecords int
-	// DeadLetters is the number of dead letters routed or discarded.
-	DeadLetters int
+	// DeadLetters is the number of dead letters routed or discarded;
+	// SinkDeadLetters is how many of them the sink reported (RecordErrors).
+	DeadLetters, SinkDeadLetters int
 	// SubBlocks is the number of sink calls (1 unless streaming).
 	SubBlocks int
 	// Process, Sink and Commit are the time spent in each stage (summed over

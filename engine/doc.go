@@ -14,6 +14,7 @@
 //	  ─► process (ProcessFunc; the wasm pipeline via Process)
 //	  ─► DLQ policy (dead letters of the process stage)
 //	  ─► sink (SinkFunc; Kafka via Sink)
+//	  ─► DLQ policy (records the sink reported as failed: RecordErrors)
 //	  ─► commit exactly the input tokens (CommitAuto)
 //
 // and data leaves through the sink (records) and the DLQ sink (dead letters).
@@ -32,6 +33,15 @@
 //     committed and no later block is received, so a cumulative commit (a
 //     Kafka offset) never passes records that were not delivered.
 //   - Every dead letter goes through one DLQPolicy before its block commits.
+//   - Per-record sink outcomes: a sink reports the records that failed for
+//     reasons of their own or of their topic with a *RecordErrors (Benthos'
+//     batch.Error, franz-go's per-record promises); every other record of
+//     the write was accepted. The driver turns the failed ones into dead
+//     letters (stage StageSink, the failure as the reason, the record as it
+//     was sunk), routes them, and commits the block: one bad record never
+//     fails the others. Any other sink error fails the write as a whole and
+//     is terminal (*SinkError); so is a DLQ write that fails, a per-record
+//     failure of a dead letter included (*DLQRouteError).
 //   - Shutdown: cancelling ctx returns nil between blocks; a receiver that
 //     returns ErrSourceClosed (closed and drained) returns nil too — that is
 //     the graceful drain.

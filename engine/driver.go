@@ -46,6 +46,10 @@ type Stats struct {
 	// DLQRouted counts dead letters written to the DLQ sink; DLQDiscarded
 	// counts those dropped under DLQDiscardWithMetric.
 	DLQRouted, DLQDiscarded uint64
+	// SinkDeadLetters counts records the sink reported as failed
+	// (RecordErrors) that became dead letters (stage StageSink) and were
+	// routed or discarded; they are also in DLQRouted or DLQDiscarded.
+	SinkDeadLetters uint64
 	// ParseErrors counts records that failed RunParsed's pre-parse (any
 	// action); ParseSkipped counts those dropped under ParseErrorSkip.
 	ParseErrors, ParseSkipped uint64
@@ -60,6 +64,7 @@ type Stats struct {
 type counters struct {
 	blocks, recordsIn, recordsOut, dlqRouted, dlqDiscarded   atomic.Uint64
 	parseErrors, parseSkipped, commits, subBlocks, ticks, te atomic.Uint64
+	sinkDeadLetters                                          atomic.Uint64
 }
 
 // Stats returns the driver's counters.
@@ -67,7 +72,7 @@ func (d *Driver[T]) Stats() Stats {
 	s := &d.stats
 	return Stats{
 		Blocks: s.blocks.Load(), RecordsIn: s.recordsIn.Load(), RecordsOut: s.recordsOut.Load(),
-		DLQRouted: s.dlqRouted.Load(), DLQDiscarded: s.dlqDiscarded.Load(),
+		DLQRouted: s.dlqRouted.Load(), DLQDiscarded: s.dlqDiscarded.Load(), SinkDeadLetters: s.sinkDeadLetters.Load(),
 		ParseErrors: s.parseErrors.Load(), ParseSkipped: s.parseSkipped.Load(),
 		Commits: s.commits.Load(), SubBlocks: s.subBlocks.Load(),
 		Ticks: s.ticks.Load(), TickErrors: s.te.Load(),
@@ -87,10 +92,16 @@ const (
 )
 
 // Run drives whole blocks: Recv(MaxRecords) → DLQ policy → lease → process →
-// route dead letters → sink → commit, until ctx is done (returns nil between
-// blocks), the receiver returns ErrSourceClosed (returns nil), or a terminal
-// error (*ReceiveError, *ProcessError, *DLQRouteError, *SinkError,
-// *CommitError).
+// route dead letters → sink → route the sink's failed records → commit,
+// until ctx is done (returns nil between blocks), the receiver returns
+// ErrSourceClosed (returns nil), or a terminal error (*ReceiveError,
+// *ProcessError, *DLQRouteError, *SinkError, *CommitError).
+//
+// A sink that reports per-record failures (a *RecordErrors, see
+// RecordSink) does not stop the loop: each failed record becomes a dead
+// letter (stage StageSink, the failure as the reason) routed through the
+// DLQ policy, and the block is committed once they are routed. A routing
+// failure is a terminal *DLQRouteError, as for any dead letter.
 //
 // A block in progress when ctx is cancelled still runs its sink and commit
 // with ctx; if the sink fails because of the cancellation the block is not
@@ -106,7 +117,9 @@ func (d *Driver[T]) Run(ctx context.Context, r Receiver[T], process ProcessFunc[
 // At most one sub-block's lease is held at a time. Sub-block views carry no
 // tokens (under CommitSinkManaged the final one carries the block's tokens);
 // the block's tokens are committed once, after the final sub-block was sunk.
-// A sink error on any sub-block stops the run without committing the block.
+// The failed records of a sub-block's *RecordErrors are routed right after
+// that sub-block's sink call, before the next sub-block. A whole-write sink
+// error on any sub-block stops the run without committing the block.
 func (d *Driver[T]) RunStreaming(ctx context.Context, r Receiver[T], process ProcessFunc[T], sink SinkFunc[T], subBlockBytes int64) error {
 	return d.loop(ctx, r, modeStreaming, subBlockBytes, process, sink)
 }
@@ -309,7 +322,9 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 	}
 
 	if err := sink(ctx, out); err != nil {
-		return &SinkError{Records: len(out.Records), Err: err}
+		if err := d.sinkOutcome(ctx, out.Records, err, 0, &st); err != nil {
+			return err
+		}
 	}
 	t2 := time.Now()
 	st.Sink = t2.Sub(t1)
@@ -389,13 +404,44 @@ func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process Pr
 		out.DLQ = nil
 	}
 	if err := sink(ctx, out); err != nil {
-		return &SinkError{Records: len(out.Records), SubBlock: st.SubBlocks, Err: err}
+		if err := d.sinkOutcome(ctx, out.Records, err, st.SubBlocks, st); err != nil {
+			return err
+		}
 	}
 	st.Sink += time.Since(t1)
 	st.SubBlocks++
 	st.OutRecords += len(out.Records)
 	d.stats.subBlocks.Add(1)
 	d.stats.recordsOut.Add(uint64(len(out.Records)))
+	return nil
+}
+
+// sinkOutcome handles a sink call's error: a *RecordErrors (returned as
+// is, not wrapped) becomes dead letters of the records it lists, routed
+// through the DLQ policy like every dead letter; anything else is a
+// terminal *SinkError. Under CommitSinkManaged the sink owns the commit, so
+// the driver cannot route before it: a *RecordErrors is terminal there too.
+func (d *Driver[T]) sinkOutcome(ctx context.Context, recs []Record, err error, subBlock int, st *BlockStats) error {
+	re, ok := err.(*RecordErrors) //nolint:errorlint // by contract never wrapped: a wrapped one is a whole-write failure
+	if !ok || d.cfg.Commit == CommitSinkManaged {
+		return &SinkError{Records: len(recs), SubBlock: subBlock, Err: err}
+	}
+	if verr := re.validate(len(recs)); verr != nil {
+		return &SinkError{Records: len(recs), SubBlock: subBlock, Err: verr}
+	}
+	if len(re.Failed) == 0 {
+		return nil
+	}
+	entries := make([]DLQEntry, len(re.Failed))
+	for i, f := range re.Failed {
+		entries[i] = DLQEntry{Record: recs[f.Index], Reason: failureReason(f.Err), Stage: StageSink}
+	}
+	st.DeadLetters += len(entries)
+	st.SinkDeadLetters += len(entries)
+	if err := d.routeDLQ(ctx, entries); err != nil {
+		return err
+	}
+	d.stats.sinkDeadLetters.Add(uint64(len(entries)))
 	return nil
 }
 

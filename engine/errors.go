@@ -58,9 +58,12 @@ func (e *ProcessError) Error() string {
 // Unwrap returns the process stage's error.
 func (e *ProcessError) Unwrap() error { return e.Err }
 
-// SinkError is returned when the sink rejects a block or sub-block. Nothing
-// of the block is committed; the source re-delivers it after a restart, so
-// sub-blocks sunk before the failure are delivered twice (at-least-once).
+// SinkError is returned when a sink write failed as a whole (any error
+// other than a *RecordErrors; under CommitSinkManaged a *RecordErrors too),
+// or reported per-record failures the driver cannot use (an index out of
+// range or not ascending). Nothing of the block is committed; the source
+// re-delivers it after a restart, so sub-blocks sunk before the failure are
+// delivered twice (at-least-once).
 type SinkError struct {
 	// Records is the number of records of the failed sink call.
 	Records int
@@ -109,3 +112,84 @@ func (e *DLQRouteError) Error() string {
 
 // Unwrap returns the DLQ sink's error or ErrDLQRejected.
 func (e *DLQRouteError) Unwrap() error { return e.Err }
+
+// ErrBadRecordErrors is wrapped in a *SinkError when a sink's *RecordErrors
+// names a record it was not handed, or names records out of order or twice.
+var ErrBadRecordErrors = errors.New("engine: sink reported invalid per-record failures")
+
+// RecordFailure is one record a sink did not write, for a reason that
+// belongs to the record or its topic.
+type RecordFailure struct {
+	// Index is the record's index in the slice handed to Write (for a
+	// SinkFunc: in Batch.Records).
+	Index int
+	// Err says why; its text becomes the dead letter's Reason. For Kafka it
+	// carries the broker's (or client's) error.
+	Err error
+}
+
+// RecordErrors is the per-record outcome of a sink write (see RecordSink):
+// the records it lists failed and every other record of the write was
+// durably accepted. The model is Benthos' batch.Error (failed indexes of a
+// batch) and franz-go's per-record produce promises.
+//
+// Failed is in ascending Index order, each index at most once; an empty
+// RecordErrors means every record was accepted. A sink returns it as is:
+// the driver recognises the type itself, never a wrapped one, so that a
+// whole-write failure can never be mistaken for a partial one.
+type RecordErrors struct {
+	Failed []RecordFailure
+}
+
+// Fail adds record i with its cause; calls must come in ascending i.
+func (e *RecordErrors) Fail(i int, err error) {
+	e.Failed = append(e.Failed, RecordFailure{Index: i, Err: err})
+}
+
+// Len returns the number of failed records.
+func (e *RecordErrors) Len() int { return len(e.Failed) }
+
+// Error names how many records failed and the first cause.
+func (e *RecordErrors) Error() string {
+	switch len(e.Failed) {
+	case 0:
+		return "engine: no record failed"
+	case 1:
+		return fmt.Sprintf("engine: record %d failed: %s", e.Failed[0].Index, failureReason(e.Failed[0].Err))
+	default:
+		return fmt.Sprintf("engine: %d records failed; record %d: %s", len(e.Failed), e.Failed[0].Index, failureReason(e.Failed[0].Err))
+	}
+}
+
+// Unwrap returns the failures' causes, so errors.Is and errors.As see
+// them.
+func (e *RecordErrors) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed))
+	for _, f := range e.Failed {
+		if f.Err != nil {
+			errs = append(errs, f.Err)
+		}
+	}
+	return errs
+}
+
+// validate checks that Failed names records of a write of n records, in
+// ascending order, each once.
+func (e *RecordErrors) validate(n int) error {
+	prev := -1
+	for _, f := range e.Failed {
+		if f.Index <= prev || f.Index >= n {
+			return fmt.Errorf("%w: index %d after %d in a write of %d records", ErrBadRecordErrors, f.Index, prev, n)
+		}
+		prev = f.Index
+	}
+	return nil
+}
+
+// failureReason is the dead-letter reason of a record failure.
+func failureReason(err error) string {
+	if err == nil {
+		return "rejected by the sink"
+	}
+	return err.Error()
+}

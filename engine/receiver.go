@@ -53,15 +53,39 @@ func (f ProcessorFunc) Process(ctx context.Context, recs []Record, dlq []DLQEntr
 	return f(ctx, recs, dlq)
 }
 
-// RecordSink writes records downstream (Kafka, stdout, discard). Write
-// returns nil only when every record is durably accepted (for Kafka:
-// acks=all). The records and their bytes belong to the caller again once
-// Write returns. An error is terminal for the run loop.
+// RecordSink writes records downstream (Kafka, stdout, discard).
+//
+// Write reports one of three outcomes:
+//
+//   - nil: every record is durably accepted (for Kafka: acks=all).
+//   - a *RecordErrors, returned as is (not wrapped): the records it lists
+//     failed for reasons that belong to them or to their topic (an invalid
+//     or unknown topic, a record too large for the broker, a topic the
+//     client may not write, an invalid record), and every record it does
+//     not list is durably accepted. The driver turns each listed record
+//     into a dead letter (stage StageSink, the failure as the reason, the
+//     record as it was handed to Write), routes them through its one
+//     DLQPolicy before the commit, and goes on.
+//   - any other error: the write failed as a whole (brokers unreachable, a
+//     timeout, not enough replicas, the client's own authentication);
+//     nothing of it may be taken as written. It is terminal for the run
+//     loop: the block is not committed (the ack barrier).
+//
+// A sink that cannot tell which records failed must return a whole-write
+// error: a record that is neither listed nor accepted would be lost.
+//
+// The records and their bytes belong to the caller again once Write
+// returns, and so does a returned *RecordErrors (the sink keeps no
+// reference to it). Write must not modify the records.
 type RecordSink interface {
 	Write(ctx context.Context, recs []Record) error
 }
 
-// DLQSink writes dead letters (the DLQ topic). Same contract as RecordSink.
+// DLQSink writes dead letters (the DLQ topic). WriteDLQ returns nil only
+// when every entry is durably accepted. Any error, a *RecordErrors
+// included, is terminal for the run loop: a dead letter that could not be
+// written stops the block before its commit, so it is never lost. The
+// entries belong to the caller again once WriteDLQ returns.
 type DLQSink interface {
 	WriteDLQ(ctx context.Context, entries []DLQEntry) error
 }

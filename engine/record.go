@@ -75,6 +75,10 @@ type DLQEntry struct {
 	// Reason says why, for an operator ("parse error: ...", "trap: ...").
 	Reason string
 	// Stage names what produced the dead letter ("parse", a transform name,
-	// "receiver").
+	// "receiver", StageSink).
 	Stage string
 }
+
+// StageSink is the Stage of a dead letter the driver made from a record
+// its sink reported as failed (RecordErrors).
+const StageSink = "sink"
