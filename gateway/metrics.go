@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/sluicehq/sluice/engine"
 )
 
 // Metric names. They are an interface (dashboards and alerts depend on
@@ -87,7 +89,7 @@ func newMetrics(g gaugeFuncs) *Metrics {
 	for _, c := range statusCodes {
 		m.requests[c] = s.NewCounter(fmt.Sprintf(`%s{code="%d"}`, MetricIngestRequests, c))
 	}
-	for _, r := range []string{ReasonParseError, ReasonTooLarge, ReasonTrap, ReasonDeadline, ReasonTransform} {
+	for _, r := range append([]string{ReasonParseError, ReasonTooLarge, ReasonTrap, ReasonDeadline, ReasonTransform}, sinkReasonClasses...) {
 		m.dlq[r] = s.NewCounter(fmt.Sprintf(`%s{reason=%q}`, MetricDLQEvents, r))
 	}
 	gauge := func(name string, f func() float64) {
@@ -171,6 +173,8 @@ func (m *Metrics) TransformTrap(transform string) {
 // ("trap:", "deadline:", "oom:", "abort:"); anything else a transform said.
 func reasonClass(reason, stage string) string {
 	switch {
+	case stage == engine.StageSink:
+		return sinkReasonClass(reason)
 	case strings.HasPrefix(reason, "event too large"):
 		return ReasonTooLarge
 	case stage == "receiver" || stage == "parse" || strings.HasPrefix(reason, "parse error"):

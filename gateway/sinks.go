@@ -2,12 +2,18 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/gateway/kafka"
 )
 
 // Sink is what the gateway writes to: records, dead letters, and a health
@@ -20,7 +26,8 @@ type Sink interface {
 	Ping(ctx context.Context) error
 }
 
-// DiscardSink accepts and forgets everything: a sink for benchmarks.
+// DiscardSink accepts and forgets everything: a sink for benchmarks. Its
+// Write and WriteDLQ always return nil (every record accepted).
 type DiscardSink struct{}
 
 var _ Sink = DiscardSink{}
@@ -37,9 +44,17 @@ func (DiscardSink) Ping(context.Context) error { return nil }
 // StdoutSink writes each record's value as one NDJSON line, and each dead
 // letter as {"dead_letter":{"reason":...,"stage":...},"value":"..."}: a sink
 // for debugging. Safe for concurrent use.
+//
+// It follows the engine's RecordSink contract: a JSON value spread over
+// several lines is written compacted onto one; a record that cannot be one
+// line (a raw value with a line break, or JSON that does not compact) is
+// not written and is reported in an *engine.RecordErrors, so the engine
+// dead-letters it; an error writing to the output fails the write as a
+// whole.
 type StdoutSink struct {
-	mu sync.Mutex
-	w  *bufio.Writer
+	mu  sync.Mutex
+	w   *bufio.Writer
+	buf bytes.Buffer
 }
 
 var _ Sink = (*StdoutSink)(nil)
@@ -47,15 +62,47 @@ var _ Sink = (*StdoutSink)(nil)
 // NewStdoutSink returns a sink writing to w.
 func NewStdoutSink(w io.Writer) *StdoutSink { return &StdoutSink{w: bufio.NewWriterSize(w, 64<<10)} }
 
+// errMultiLine is why StdoutSink refuses a raw record with a line break.
+var errMultiLine = errors.New("invalid record: the value holds a line break and the stdout sink writes one line per record")
+
 // Write writes recs, one line each, and flushes.
 func (s *StdoutSink) Write(_ context.Context, recs []engine.Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var failed *engine.RecordErrors
 	for i := range recs {
-		_, _ = s.w.Write(recs[i].Value)
+		v := recs[i].Value
+		if bytes.ContainsAny(v, "\r\n") {
+			if recs[i].Format != engine.FormatJSON {
+				failed = failRecord(failed, i, errMultiLine)
+				continue
+			}
+			s.buf.Reset()
+			if err := json.Compact(&s.buf, v); err != nil {
+				failed = failRecord(failed, i, fmt.Errorf("invalid record: %w", err))
+				continue
+			}
+			v = s.buf.Bytes()
+		}
+		_, _ = s.w.Write(v)
 		_ = s.w.WriteByte('\n')
 	}
-	return s.w.Flush()
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	if failed != nil {
+		return failed
+	}
+	return nil
+}
+
+// failRecord adds record i to re, allocating it on first use.
+func failRecord(re *engine.RecordErrors, i int, err error) *engine.RecordErrors {
+	if re == nil {
+		re = &engine.RecordErrors{}
+	}
+	re.Fail(i, err)
+	return re
 }
 
 // WriteDLQ writes entries, one line each, and flushes.
@@ -89,21 +136,34 @@ type tallySink struct {
 	m     *Metrics
 }
 
-// Write writes recs and, on success, credits each record to its request.
+// Write writes recs and credits each record the sink accepted to its
+// request: all of them on nil, all but the failed ones on an
+// *engine.RecordErrors (returned unchanged: the driver dead-letters those,
+// and WriteDLQ credits them as dead letters), none on any other error.
 func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	start := time.Now()
 	err := t.inner.Write(ctx, recs)
-	t.m.sinkWrite(len(recs), start, err)
+	var failed []engine.RecordFailure
 	if err != nil {
-		return err
+		re, ok := err.(*engine.RecordErrors) //nolint:errorlint // by contract never wrapped
+		if !ok {
+			t.m.sinkWrite(len(recs), start, err)
+			return err
+		}
+		failed = re.Failed
 	}
+	t.m.sinkWrite(len(recs)-len(failed), start, nil)
 	var last uint64
 	var a *Ack
 	var n int64
 	for i := range recs {
+		if len(failed) > 0 && failed[0].Index == i {
+			failed = failed[1:]
+			continue
+		}
 		if tag := recs[i].Tag; a == nil || tag != last {
 			if a != nil {
 				a.written.Add(n)
@@ -115,8 +175,10 @@ func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 		}
 		n++
 	}
-	a.written.Add(n)
-	return nil
+	if a != nil {
+		a.written.Add(n)
+	}
+	return err
 }
 
 // WriteDLQ writes entries and, on success, credits each to its request.
@@ -141,3 +203,33 @@ func (t *tallySink) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) err
 // orphan absorbs counts of records whose request was already resolved
 // (failed, or timed out and then failed).
 var orphan = &Ack{}
+
+// Reason classes of the dead letters a sink reported (stage "sink"): the
+// label values of sluice_dlq_events_total for them.
+const (
+	ReasonSinkInvalidTopic  = "sink_invalid_topic"    // the topic name breaks Kafka's rules
+	ReasonSinkUnknownTopic  = "sink_unknown_topic"    // the cluster has no such topic
+	ReasonSinkTooLarge      = "sink_record_too_large" // over the broker's max.message.bytes
+	ReasonSinkUnauthorized  = "sink_topic_not_authorized"
+	ReasonSinkInvalidRecord = "sink_invalid_record" // the broker (or stdout sink) refused the record
+)
+
+// sinkReasonClasses are the classes sinkReasonClass returns.
+var sinkReasonClasses = []string{ReasonSinkInvalidTopic, ReasonSinkUnknownTopic, ReasonSinkTooLarge, ReasonSinkUnauthorized, ReasonSinkInvalidRecord}
+
+// sinkReasonClass maps the reason of a sink dead letter (a
+// kafka.RecordError's text, which starts with its Reason) to its class.
+func sinkReasonClass(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, kafka.ReasonInvalidTopic):
+		return ReasonSinkInvalidTopic
+	case strings.HasPrefix(reason, kafka.ReasonUnknownTopic):
+		return ReasonSinkUnknownTopic
+	case strings.HasPrefix(reason, kafka.ReasonRecordTooLarge):
+		return ReasonSinkTooLarge
+	case strings.HasPrefix(reason, kafka.ReasonTopicNotAuthorized):
+		return ReasonSinkUnauthorized
+	default:
+		return ReasonSinkInvalidRecord
+	}
+}

@@ -86,7 +86,7 @@
 //	sluice_transform_duration_seconds         histogram  transform  guest call duration
 //	sluice_transform_traps_total              counter    transform  failed guest calls: traps, deadlines, guest out-of-memory
 //	sluice_events_dropped_total               counter               records dropped by transforms (a transform's decision, not a loss)
-//	sluice_dlq_events_total                   counter    reason     dead letters by reason class: parse_error, too_large, trap, deadline, transform
+//	sluice_dlq_events_total                   counter    reason     dead letters by reason class: parse_error, too_large, trap, deadline, transform, sink_invalid_topic, sink_unknown_topic, sink_record_too_large, sink_topic_not_authorized, sink_invalid_record
 //	sluice_sink_records_total                 counter               records written to their topics and acknowledged (acks=all); dead letters excluded
 //	sluice_sink_errors_total                  counter               failed sink writes (the affected requests get 503)
 //	sluice_sink_latency_seconds               histogram             duration of one sink write

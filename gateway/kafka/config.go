@@ -19,6 +19,7 @@ const (
 	DefaultDeliveryTimeout    = 10 * time.Second
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultClientID           = "sluice"
+	DefaultTopicErrorTTL      = 10 * time.Second
 )
 
 // Config configures the Kafka producer behind a Sink. It is flat and
@@ -81,6 +82,13 @@ type Config struct {
 	// provisioned; the dev broker turns this on.
 	AllowAutoTopicCreation bool
 
+	// TopicErrorTTL is how long a topic found missing or not authorised
+	// stays so: records to it are dead-lettered at once, without asking
+	// the brokers again. Default 10 s; a negative value caches nothing. A
+	// topic created (or an ACL granted) meanwhile is used at most this
+	// long later.
+	TopicErrorTTL time.Duration
+
 	// Observer receives the outcome of every write, for metrics. Optional
 	// (nil: none). It is wiring, not a setting read from files.
 	Observer Observer
@@ -120,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.TopicErrorTTL == 0 {
+		c.TopicErrorTTL = DefaultTopicErrorTTL
 	}
 	return c
 }
@@ -176,15 +187,8 @@ func validBroker(b string) error {
 
 // validTopic checks a Kafka topic name: 1–249 characters of [a-zA-Z0-9._-].
 func validTopic(t string) error {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return fmt.Errorf("invalid topic name %q", t)
-	}
-	for i := 0; i < len(t); i++ {
-		switch ch := t[i]; {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '.', ch == '_', ch == '-':
-		default:
-			return fmt.Errorf("invalid character %q in topic name %q", ch, t)
-		}
+	if err := checkTopicName(t); err != nil {
+		return fmt.Errorf("invalid topic name %q: %w", t, err)
 	}
 	return nil
 }

@@ -15,13 +15,25 @@
 //
 //   - nil means Kafka acknowledged every record with acks=all; the engine
 //     may commit the batch (for HTTP: answer 200).
-//   - An error (*WriteError: how many failed, the first cause) means the
-//     batch is not written as a whole. The engine must not commit it; the
-//     gateway answers the affected requests with a 5xx and clients retry.
-//     Records that did get through become duplicates on retry: delivery is
-//     at-least-once, never at-most-once.
+//   - An *engine.RecordErrors lists records that failed for a reason of
+//     their own or of their topic, each with a *RecordError (invalid topic
+//     name, unknown topic, record too large, topic not authorised, invalid
+//     record, with the broker's error); every other record was
+//     acknowledged. The engine dead-letters the listed records and commits.
+//     Topic names are checked before producing, a topic not seen before is
+//     looked up once, and a missing or refused topic is remembered for
+//     Config.TopicErrorTTL. A batch the broker refused for one bad record
+//     is re-produced in halves until only the bad records fail.
+//   - Any other error (*WriteError: how many failed, the first cause) means
+//     the batch is not written as a whole. The engine must not commit it;
+//     the gateway answers the affected requests with a 5xx and clients
+//     retry. Records that did get through become duplicates on retry:
+//     delivery is at-least-once, never at-most-once.
 //   - An outage surfaces as an error within about Config.DeliveryTimeout
 //     (ErrDeliveryTimeout, or the last connection error), never as a hang.
+//
+// WriteDLQ has no per-record outcome: any dead letter it cannot write fails
+// the call (*WriteError), so the engine stops before the commit.
 //
 // Records keep their order within a partition (same key, same partition).
 // The producer never blocks in its promise callbacks, and a steady stream of

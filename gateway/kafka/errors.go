@@ -87,3 +87,64 @@ func (e *WriteError) Error() string {
 
 // Unwrap returns the first failure.
 func (e *WriteError) Unwrap() error { return e.First }
+
+// Reasons of the per-record failures Write reports: the text of every
+// RecordError starts with one of them, so that a dead letter's reason can
+// be counted by class.
+const (
+	// ReasonInvalidTopic: the record's topic breaks Kafka's naming rules
+	// (1–249 characters of [a-zA-Z0-9._-], not "." or ".."), found before
+	// producing, or the broker called it invalid.
+	ReasonInvalidTopic = "invalid topic"
+	// ReasonUnknownTopic: the cluster has no such topic (and does not
+	// create topics on produce).
+	ReasonUnknownTopic = "unknown topic"
+	// ReasonRecordTooLarge: the record alone is larger than the topic or
+	// broker accepts (max.message.bytes), or than Config.BatchMaxBytes.
+	ReasonRecordTooLarge = "record too large"
+	// ReasonTopicNotAuthorized: the client may not write (or describe) the
+	// topic.
+	ReasonTopicNotAuthorized = "topic not authorized"
+	// ReasonInvalidRecord: the broker refused the record alone as invalid
+	// (INVALID_RECORD, CORRUPT_MESSAGE, INVALID_TIMESTAMP; for example no
+	// key on a compacted topic).
+	ReasonInvalidRecord = "invalid record"
+)
+
+// RecordError is why Write did not write one record, for a reason that
+// belongs to the record or its topic. Write reports these in an
+// *engine.RecordErrors; the engine dead-letters the records with
+// Error() as the reason.
+type RecordError struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	// Topic is the topic the record was (to be) produced to.
+	Topic string
+	// Cached is true when no produce was attempted because an earlier write
+	// found the topic missing or not authorised (within
+	// Config.TopicErrorTTL).
+	Cached bool
+	// Err is the broker's or the client's error (a kerr error, or what the
+	// topic-name check found).
+	Err error
+}
+
+// maxTopicInReason caps the topic name quoted in a RecordError: the name
+// may be anything a transform set, and the record keeps the whole of it.
+const maxTopicInReason = 80
+
+// Error reads `unknown topic "events.x": UNKNOWN_TOPIC_OR_PARTITION: ...`.
+func (e *RecordError) Error() string {
+	t := e.Topic
+	if len(t) > maxTopicInReason {
+		t = fmt.Sprintf("%s…(%d bytes)", t[:maxTopicInReason], len(e.Topic))
+	}
+	msg := fmt.Sprintf("%s %q: %v", e.Reason, t, e.Err)
+	if e.Cached {
+		msg += " (cached)"
+	}
+	return msg
+}
+
+// Unwrap returns the broker's or the client's error.
+func (e *RecordError) Unwrap() error { return e.Err }

@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -116,4 +118,26 @@ func sumEndOffsets(tb testing.TB, cl *kgo.Client, topic string) int64 {
 		n += o.Offset
 	})
 	return n
+}
+
+// recordErrors asserts that err is an *engine.RecordErrors (not wrapped)
+// failing exactly the records want, in order, each with a *RecordError.
+func recordErrors(tb testing.TB, err error, want ...int) *engine.RecordErrors {
+	tb.Helper()
+	re, ok := err.(*engine.RecordErrors) //nolint:errorlint // the contract: never wrapped
+	if !ok {
+		tb.Fatalf("got %T %v, want an *engine.RecordErrors failing records %v", err, err, want)
+	}
+	got := make([]int, len(re.Failed))
+	for i, f := range re.Failed {
+		got[i] = f.Index
+		var rerr *RecordError
+		if !errors.As(f.Err, &rerr) {
+			tb.Fatalf("failure of record %d is %T %v, want a *RecordError", f.Index, f.Err, f.Err)
+		}
+	}
+	if !slices.Equal(got, want) {
+		tb.Fatalf("failed records %v, want %v (%v)", got, want, err)
+	}
+	return re
 }

@@ -414,19 +414,23 @@ func TestSinkWriteAllocs(t *testing.T) {
 	}
 }
 
-// TestSinkRecordTooLarge writes a record above BatchMaxBytes: that write
-// fails at once with MESSAGE_TOO_LARGE, and the sink keeps working.
+// TestSinkRecordTooLarge writes a record above BatchMaxBytes: that record
+// alone fails at once with MESSAGE_TOO_LARGE (a per-record outcome), the
+// others are written, and the sink keeps working.
 func TestSinkRecordTooLarge(t *testing.T) {
 	d := startBroker(t)
 	s := newSink(t, Config{Brokers: d.Brokers(), BatchMaxBytes: 4096})
 	recs := append(records(2), engine.Record{Value: bytes.Repeat([]byte("x"), 8192)})
 	err := s.Write(context.Background(), recs)
-	var we *WriteError
-	if !errors.As(err, &we) || we.Failed != 1 || we.Total != 3 || !errors.Is(err, kerr.MessageTooLarge) {
-		t.Fatalf("got %v, want 1 of 3 failed with MESSAGE_TOO_LARGE", err)
+	re := recordErrors(t, err, 2)
+	if !errors.Is(re.Failed[0].Err, kerr.MessageTooLarge) || !strings.HasPrefix(re.Failed[0].Err.Error(), ReasonRecordTooLarge+` "events": MESSAGE_TOO_LARGE`) {
+		t.Fatalf("got %v, want record 2 failed with MESSAGE_TOO_LARGE", err)
 	}
 	if err := s.Write(context.Background(), records(2)); err != nil {
 		t.Fatal(err)
+	}
+	if n := endOffsets(t, d.Brokers(), DefaultTopic); n != 4 {
+		t.Fatalf("topic holds %d records, want 4", n)
 	}
 }
 
