@@ -5,13 +5,25 @@ EXAMPLES := filter redact route enrich
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 TEST_FLAGS ?= -race -timeout 30m
 HTTP_ADDR ?= 127.0.0.1:8080
+# Rust guests: Debian's toolchain (rustc, cargo, libstd-rust-dev-wasm32) in
+# /usr/bin comes first, since a rustup toolchain earlier on PATH may lack the
+# wasm32-wasi target.
+CARGO    ?= $(shell if [ -x /usr/bin/cargo ]; then echo /usr/bin/cargo; else command -v cargo; fi)
+RUSTC    ?= $(shell if [ -x /usr/bin/rustc ]; then echo /usr/bin/rustc; else command -v rustc; fi)
+RUSTDOC  ?= $(shell if [ -x /usr/bin/rustdoc ]; then echo /usr/bin/rustdoc; else command -v rustdoc; fi)
+RUST_ENV := RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) CARGO_TARGET_DIR=$(abspath $(BIN))/cargo-target
 
-.PHONY: all build transforms run test test-faults bench bench-peers fuzz lint check docs docker clean
+.PHONY: all build transforms transforms-rust run test test-faults bench bench-peers fuzz lint check docs docker clean
 
 all: build
 
-## build: the sluice binary and the example transforms
+## build: the sluice binary and the example transforms (Go; Rust when a Rust toolchain with wasm32-wasi is installed)
 build: $(BIN)/sluice transforms
+	@if [ -n "$(CARGO)" ] && [ -d "$$($(RUSTC) --print sysroot 2>/dev/null)/lib/rustlib/wasm32-wasi" ]; then \
+		$(MAKE) --no-print-directory transforms-rust; \
+	else \
+		echo "note: bin/transforms-rust not built: no Rust toolchain with the wasm32-wasi target (apt-get install rustc cargo libstd-rust-dev-wasm32)"; \
+	fi
 
 $(BIN)/sluice: FORCE
 	$(GO) build -trimpath -o $(BIN)/sluice ./cmd/sluice
@@ -24,6 +36,13 @@ transforms:
 		(cd examples && $(GUEST_ENV) $(GO) build -trimpath -buildmode=c-shared -o ../$(BIN)/transforms/$$t.wasm ./$$t) || exit 1; \
 	done
 
+## transforms-rust: build the Rust examples (examples/rust, release, stripped) into bin/transforms-rust/NAME.wasm
+transforms-rust:
+	@mkdir -p $(BIN)/transforms-rust
+	cd examples/rust && $(RUST_ENV) $(CARGO) build --offline --release --target wasm32-wasi $(addprefix -p ,$(EXAMPLES))
+	@for t in $(EXAMPLES); do cp $(BIN)/cargo-target/wasm32-wasi/release/$$t.wasm $(BIN)/transforms-rust/$$t.wasm; done
+	@wc -c $(BIN)/transforms-rust/*.wasm
+
 ## run: start the gateway in dev mode with an embedded Kafka-protocol broker and the example pipeline
 run: build
 	$(BIN)/sluice run --dev --http $(HTTP_ADDR) --data-dir $(BIN)/data --transforms $(BIN)/transforms --pipeline filter,redact,route,enrich
@@ -34,6 +53,8 @@ test:
 	$(GO) test $(TEST_FLAGS) ./...
 	cd guest-sdk/go && $(GO) vet ./... && $(GO) test ./...
 	cd examples && $(GUEST_ENV) $(GO) vet ./...
+	cd guest-sdk/rust && $(RUST_ENV) $(CARGO) test --offline --quiet
+	cd examples/rust && $(RUST_ENV) $(CARGO) test --offline --quiet
 	$(MAKE) fuzz FUZZTIME=5s
 
 ## test-faults: the fault suite against the real binary (Kafka outage, flood, traps, SIGTERM, slow clients, hostile input)

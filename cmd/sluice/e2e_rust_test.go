@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/e2e"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var exampleNames = []string{"filter", "redact", "route", "enrich"}
+
+// goChainDir and rustChainDir build the example transforms from source
+// (examples/ with Go, examples/rust with cargo) and copy them into one
+// --transforms folder each.
+func goChainDir(t testing.TB) string {
+	t.Helper()
+	guests := make([]e2e.Guest, len(exampleNames))
+	for i, n := range exampleNames {
+		guests[i] = e2e.Example(n)
+	}
+	return chainDir(t, e2e.GuestFiles(t, guests...))
+}
+
+func rustChainDir(t testing.TB) string {
+	t.Helper()
+	guests := make([]e2e.RustGuest, len(exampleNames))
+	for i, n := range exampleNames {
+		guests[i] = e2e.RustExample(n)
+	}
+	return chainDir(t, e2e.RustGuestFiles(t, guests...))
+}
+
+func chainDir(t testing.TB, files []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// diffLines are the corpus of the Go/Rust differential test: every kind of
+// value the examples look at, in every shape they may meet.
+var diffLines = []string{
+	// Unicode.
+	`{"id":"uni-1","event":"click","user_id":"ü-1","email":"zoë@exämple.com","ip":"::1","ua":"Mözilla/5.0","geo":{"country":"DE","city":"Köln"},"note":"日本語 😀"}`,
+	`{"id":"uni-2","event":"view","user_id":"用户42","geo":{"country":"JP"},"email":"\u7528@example.jp","ua":"\u2028"}`,
+	// Escapes, in the fields the examples read and in the ones they edit.
+	`{"id":"esc-1","event":"cl\u0069ck","user_id":"u\"q\\b","email":"a\\b@c.d","geo":{"country":"J\u0050"}}`,
+	`{"id":"esc-2","event":"heart\u0062eat","user_id":"u2"}`,
+	`{"id":"esc-3","event":"sign\u0075p","user_id":"\ud83d\ude00","email":"\ud800@x"}`,
+	`{"id":"esc-4","event":"view","user_id":"\ud800x\udc00\ud800\u0041"}`,
+	`{"id":"esc-5","event":"view","user_id":"tab\there\nnl \u0000 nul \/ slash","email":"\"quoted\"@x"}`,
+	"{\"id\":\"esc-7\",\"event\":\"view\",\"user_id\":\"bad \xff utf-8 \\n escaped\",\"email\":\"\xfe@x\"}",
+	`{"id":"esc-6","event":"view","user_id":"\u00e9\u0301","geo":{"country":"\u0044\u0045"}}`,
+	// Nested values.
+	`{"id":"nest-1","event":"click","user_id":{"org":"o1","n":[1,2,{"x":null}]},"geo":{"country":{"code":"DE"}},"props":{"deep":{"deeper":{"deepest":[{"a":1}]}}}}`,
+	`{"id":"nest-2","event":"click","geo":"DE","user_id":["a","b"]}`,
+	`{"id":"nest-3","event":"view","geo":{"country":"US","city":{"name":"NYC"}},"email":{"addr":"x@y"},"ua":{"raw":"x"},"ip":[10,0,0,1]}`,
+	// Missing fields.
+	`{}`,
+	`{"id":"miss-1"}`,
+	`{"id":"miss-2","event":"","user_id":""}`,
+	`{"id":"miss-3","event":"click","user_id":null,"geo":null}`,
+	`{"id":"miss-4","geo":{}}`,
+	// Wrong types.
+	`{"id":"type-1","event":42,"user_id":42,"email":42,"geo":{"country":42}}`,
+	`{"id":"type-2","event":true,"user_id":1.5e3,"email":null,"ip":null,"ua":false}`,
+	`{"id":"type-3","event":null,"user_id":-0.0,"email":["a@b"],"geo":{"country":null}}`,
+	`{"id":"type-4","event":["click"],"user_id":true,"geo":[{"country":"DE"}]}`,
+	`{"id":"type-5","event":"heartbeat","user_id":{"nested":"hb"}}`,
+	`{"id":"type-6","event":{"name":"heartbeat"},"region":7}`,
+	// Layout the host must keep, and a field enrich overwrites.
+	`{ "id" : "ws-1" , "event" : "click" , "user_id" : "u 1" , "geo" : { "country" : "FR" } , "ua" : "x" , "ip" : "y" }`,
+	`{"id":"reg-1","event":"click","region":"mars","geo":{"country":"NZ"},"email":"` + strings.Repeat("long", 300) + `@x"}`,
+	// Duplicate keys (I-JSON: dead-lettered at the receiver).
+	`{"id":"dup-1","event":"click","event":"view"}`,
+	`{"id":"dup-2","geo":{"country":"DE","country":"FR"}}`,
+	// Not records.
+	`{"id":"broken",`,
+	`not json at all`,
+	`["an","array"]`,
+	`"just a string"`,
+	`42`,
+	`{"id":"huge","pad":"` + strings.Repeat("z", 3000) + `"}`,
+}
+
+// diffBodies are the requests of the differential test, sent in order: the
+// corpus as NDJSON (with the analytics events of TestPipelineExamples), as
+// NDJSON with CRLF line ends, the well-formed objects as a JSON array, and
+// one object alone.
+func diffBodies() [][]byte {
+	var lf, crlf, arr strings.Builder
+	for i := range 200 {
+		lf.WriteString(analyticsEvent(i))
+		lf.WriteByte('\n')
+	}
+	arr.WriteByte('[')
+	for _, l := range diffLines {
+		lf.WriteString(l + "\n")
+		crlf.WriteString(l + "\r\n")
+		if l[0] == '{' && strings.HasSuffix(l, "}") && !strings.Contains(l, `"huge"`) {
+			if arr.Len() > 1 {
+				arr.WriteString(",\n ")
+			}
+			arr.WriteString(l)
+		}
+	}
+	arr.WriteByte(']')
+	return [][]byte{[]byte(lf.String()), []byte(crlf.String()), []byte(arr.String()), []byte(diffLines[0])}
+}
+
+// chainRun is what one chain did with the corpus.
+type chainRun struct {
+	responses []string
+	// records are every record of every topic, one line each (topic, key,
+	// headers, value; sorted within a topic), by topic.
+	records map[string][]string
+}
+
+// runChain starts sluice --dev with the example chain of dir, posts the
+// corpus and reads back every topic of its broker.
+func runChain(t *testing.T, dir string) chainRun {
+	t.Helper()
+	broker := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
+	p := startSluice(t, "--dev", "--dev-broker", broker, "--transforms", dir,
+		"--pipeline", strings.Join(exampleNames, ","), "--max-event", "2KiB", "--ack-timeout", "30s")
+	var run chainRun
+	for i, body := range diffBodies() {
+		ct := "application/x-ndjson"
+		if body[0] == '[' || i == 3 {
+			ct = "application/json"
+		}
+		r := do(t, "POST", p.URL("/v1/events"), body, "Content-Type", ct)
+		run.responses = append(run.responses, fmt.Sprintf("%d %s", r.code, r.body))
+	}
+	brokers := []string{broker}
+	run.records = map[string][]string{}
+	for _, rec := range consume(t, brokers, listTopics(t, brokers)...) {
+		run.records[rec.Topic] = append(run.records[rec.Topic], recordLine(rec))
+	}
+	for _, recs := range run.records {
+		slices.Sort(recs)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	return run
+}
+
+// listTopics returns every topic of the cluster.
+func listTopics(t testing.TB, brokers []string) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	td, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return td.Names()
+}
+
+// recordLine is a record as one comparable line: key (nil and empty told
+// apart), headers in order, value; not the partition, offset or timestamp.
+func recordLine(r *kgo.Record) string {
+	var b strings.Builder
+	if r.Key == nil {
+		b.WriteString("key=<none>")
+	} else {
+		fmt.Fprintf(&b, "key=%q", r.Key)
+	}
+	for _, h := range r.Headers {
+		fmt.Fprintf(&b, " %s=%q", h.Key, h.Value)
+	}
+	fmt.Fprintf(&b, " value=%q", r.Value)
+	return b.String()
+}
+
+// TestExamplesGoRustDifferential sends one corpus through the Go example
+// chain and through the Rust one (each built from source, each in the real
+// binary with its dev broker) and requires the same response to every
+// request and the same records in every topic, the dead-letter topic and
+// its reasons included, byte for byte.
+func TestExamplesGoRustDifferential(t *testing.T) {
+	goDir, rustDir := goChainDir(t), rustChainDir(t)
+	goRun := runChain(t, goDir)
+	rustRun := runChain(t, rustDir)
+
+	if !slices.Equal(goRun.responses, rustRun.responses) {
+		t.Errorf("responses differ:\n  go:   %q\n  rust: %q", goRun.responses, rustRun.responses)
+	}
+	topics := map[string]bool{}
+	for tp := range goRun.records {
+		topics[tp] = true
+	}
+	for tp := range rustRun.records {
+		topics[tp] = true
+	}
+	for tp := range topics {
+		g, r := goRun.records[tp], rustRun.records[tp]
+		if slices.Equal(g, r) {
+			continue
+		}
+		t.Errorf("topic %s: %d records from the Go chain, %d from the Rust chain", tp, len(g), len(r))
+		for _, l := range g {
+			if !slices.Contains(r, l) {
+				t.Errorf("  only Go:   %s", short(l))
+			}
+		}
+		for _, l := range r {
+			if !slices.Contains(g, l) {
+				t.Errorf("  only Rust: %s", short(l))
+			}
+		}
+	}
+
+	// The corpus exercises what it should: drops, routes, keys, edits and
+	// dead letters (checked on the Go chain, the reference).
+	for i, r := range goRun.responses {
+		if !strings.HasPrefix(r, "200 ") || (i < 3 && strings.Contains(r, `"dropped":0`)) || (i < 2 && strings.Contains(r, `"dead_lettered":0`)) {
+			t.Errorf("response %d: %s; want a 200 (with drops and dead letters)", i, r)
+		}
+	}
+	var routed int
+	for tp, recs := range goRun.records {
+		if strings.HasPrefix(tp, "events.") {
+			routed += len(recs)
+		}
+	}
+	dlq := strings.Join(goRun.records["sluice.dlq"], "\n")
+	for _, want := range []string{"is not valid JSON", "is not a JSON object", "event too large"} {
+		if !strings.Contains(dlq, want) {
+			t.Errorf("no dead letter with %q in:\n%s", want, short(dlq))
+		}
+	}
+	want := map[string]string{
+		"esc-1":  `key="u\"q\\b"`,                                   // decoded string key
+		"esc-4":  "key=\"\ufffdx\ufffd\ufffdA\"",                    // lone surrogates
+		"nest-1": `key="{\"org\":\"o1\",\"n\":[1,2,{\"x\":null}]}"`, // raw JSON key
+		"type-2": `key="1.5e3"`,
+		"miss-2": `key=""`,
+		"miss-3": `key=<none>`,
+	}
+	for id, key := range want {
+		found := false
+		for _, recs := range goRun.records {
+			for _, l := range recs {
+				if strings.Contains(l, `\"id\":\"`+id+`\"`) || strings.Contains(l, `\"id\" : \"`+id+`\"`) {
+					found = true
+					if !strings.HasPrefix(l, key+" ") {
+						t.Errorf("%s: %s; want %s", id, short(l), key)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no record", id)
+		}
+	}
+	if routed < 150 || len(goRun.records["events.click"]) == 0 || len(goRun.records["events.signup"]) == 0 {
+		t.Errorf("routing: %d records in events.* topics; topics %v", routed, slices.Sorted(maps.Keys(goRun.records)))
+	}
+}
+
+// short cuts long runs of one byte (the corpus's oversized values) out of
+// a failure message.
+func short(s string) string {
+	for _, c := range []string{"z", "long"} {
+		long := strings.Repeat(c, 64)
+		for strings.Contains(s, long+c) {
+			s = strings.ReplaceAll(s, long+c, long)
+		}
+		s = strings.ReplaceAll(s, long, c+"…")
+	}
+	return s
+}
