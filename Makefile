@@ -5,6 +5,8 @@ EXAMPLES := filter redact route enrich
 GUEST_ENV := GOOS=wasip1 GOARCH=wasm
 TEST_FLAGS ?= -race -timeout 30m
 HTTP_ADDR ?= 127.0.0.1:8080
+# The --transforms folder of make run: bin/transforms (Go) or bin/transforms-rust.
+TRANSFORMS ?= $(BIN)/transforms
 # Rust guests: Debian's toolchain (rustc, cargo, libstd-rust-dev-wasm32) in
 # /usr/bin comes first, since a rustup toolchain earlier on PATH may lack the
 # wasm32-wasi target.
@@ -43,9 +45,9 @@ transforms-rust:
 	@for t in $(EXAMPLES); do cp $(BIN)/cargo-target/wasm32-wasi/release/$$t.wasm $(BIN)/transforms-rust/$$t.wasm; done
 	@wc -c $(BIN)/transforms-rust/*.wasm
 
-## run: start the gateway in dev mode with an embedded Kafka-protocol broker and the example pipeline
+## run: start the gateway in dev mode with an embedded Kafka-protocol broker and the example pipeline (TRANSFORMS=bin/transforms-rust for the Rust examples)
 run: build
-	$(BIN)/sluice run --dev --http $(HTTP_ADDR) --data-dir $(BIN)/data --transforms $(BIN)/transforms --pipeline filter,redact,route,enrich
+	$(BIN)/sluice run --dev --http $(HTTP_ADDR) --data-dir $(BIN)/data --transforms $(TRANSFORMS) --pipeline filter,redact,route,enrich
 
 ## test: every test, race detector on (the README's test command)
 test:

@@ -294,3 +294,60 @@ func short(s string) string {
 	}
 	return s
 }
+
+// TestRustExampleSizes: the Rust examples stay small, release-built and
+// stripped (no name or debug sections), at most 300 KB each.
+func TestRustExampleSizes(t *testing.T) {
+	guests := make([]e2e.RustGuest, len(exampleNames))
+	for i, n := range exampleNames {
+		guests[i] = e2e.RustExample(n)
+	}
+	for i, f := range e2e.RustGuestFiles(t, guests...) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s.wasm: %d bytes", exampleNames[i], len(b))
+		if len(b) > 300_000 {
+			t.Errorf("%s.wasm is %d bytes, over 300 KB", exampleNames[i], len(b))
+		}
+		for _, section := range []string{"name", ".debug_info", "producers"} {
+			if customSection(b, section) {
+				t.Errorf("%s.wasm has a %q section: not stripped", exampleNames[i], section)
+			}
+		}
+	}
+}
+
+// customSection reports whether the wasm module b has a custom section
+// (id 0) called name.
+func customSection(b []byte, name string) bool {
+	uleb := func(i int) (uint64, int) {
+		var v uint64
+		for s := 0; i < len(b); s += 7 {
+			c := b[i]
+			i++
+			v |= uint64(c&0x7f) << s
+			if c < 0x80 {
+				break
+			}
+		}
+		return v, i
+	}
+	for i := 8; i < len(b); {
+		id := b[i]
+		size, j := uleb(i + 1)
+		end := j + int(size)
+		if end > len(b) {
+			return false
+		}
+		if id == 0 {
+			n, k := uleb(j)
+			if k+int(n) <= end && string(b[k:k+int(n)]) == name {
+				return true
+			}
+		}
+		i = end
+	}
+	return false
+}

@@ -41,6 +41,7 @@ Usage:
   sluice run [flags]     start the gateway (sluice run -h lists the flags)
   sluice run --dev       start everything locally with an embedded Kafka broker
   sluice load [flags]    generate load against an ingest endpoint
+  sluice transform init  scaffold a transform (Go or Rust) with a test and a README
   sluice version         print the version
 `
 
@@ -56,6 +57,8 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
 		return run(ctx, args[1:], stdout, stderr)
+	case "transform":
+		return transformCmd(args[1:], stdout, stderr)
 	case "load":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()

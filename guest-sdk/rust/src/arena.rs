@@ -77,47 +77,41 @@ impl Arena {
     #[inline]
     pub(crate) fn fill(&self, mut write: impl FnMut(&mut [u8]) -> i32) -> Result<&[u8], i32> {
         loop {
-            let (start, free) = {
-                // SAFETY: the UnsafeCell is only dereferenced inside Arena's
-                // methods, which do not call each other while a reference
-                // from it is alive, and the arena is single-threaded
-                // (!Sync): this &mut is the only reference to Chunks.
-                let c = unsafe { &mut *self.inner.get() };
-                (c.used, c.cur.cap - c.used)
+            // SAFETY: the UnsafeCell is dereferenced only inside Arena's
+            // methods, which do not call each other and hold no reference
+            // into it across `write` (below); the arena is single-threaded
+            // (!Sync). So these are the only references to Chunks while
+            // they live.
+            let (base, start, free) = unsafe {
+                let c = &*self.inner.get();
+                (c.cur.ptr.as_ptr(), c.used, c.cur.cap - c.used)
             };
-            let n = {
-                // SAFETY: [start, start+free) of the current chunk is
-                // initialised (Chunk::new zeroes it), inside the block, and
-                // disjoint from every slice lent so far: those cover
-                // [0, start) of this chunk and the older chunks. Nothing
-                // else refers to it while `write` runs.
-                let buf = unsafe { std::slice::from_raw_parts_mut(self.cur_ptr().add(start), free) };
-                write(buf)
-            };
+            // SAFETY: [start, start+free) of the current chunk is
+            // initialised (Chunk::new zeroes it), inside its block, and
+            // disjoint from every slice lent so far: those cover [0, start)
+            // of this chunk and the older chunks. Nothing else refers to
+            // it while `write` (a host getter) fills it.
+            let n = write(unsafe { std::slice::from_raw_parts_mut(base.add(start), free) });
             if n < 0 {
                 return Err(n);
             }
             let n = n as usize;
-            // SAFETY: as above; `write` (a host call) has returned.
+            // SAFETY: as above; `write` has returned.
             let c = unsafe { &mut *self.inner.get() };
             if n <= free {
                 c.used = start + n;
                 // SAFETY: [start, start+n) is initialised, inside the
                 // current chunk, and from now on below `used`, so no later
                 // fill writes to it; the chunk lives until reset, which
-                // needs &mut self and so outlives this &self borrow.
-                return Ok(unsafe { std::slice::from_raw_parts(c.cur.ptr.as_ptr().add(start), n) });
+                // needs &mut self and so comes after this &self borrow.
+                return Ok(unsafe { std::slice::from_raw_parts(base.add(start), n) });
             }
+            // Too small: a larger chunk; the old one keeps its lent values.
             let grown = Chunk::new((2 * c.cur.cap).max(2 * n));
             let old = std::mem::replace(&mut c.cur, grown);
             c.full.push(old);
             c.used = 0;
         }
-    }
-
-    fn cur_ptr(&self) -> *mut u8 {
-        // SAFETY: see fill; a shared read of the pointer field.
-        unsafe { (*self.inner.get()).cur.ptr.as_ptr() }
     }
 
     /// The bytes of the current chunk lent so far and the chunk count (for
