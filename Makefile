@@ -15,12 +15,15 @@ RUSTC    ?= $(shell if [ -x /usr/bin/rustc ]; then echo /usr/bin/rustc; else com
 RUSTDOC  ?= $(shell if [ -x /usr/bin/rustdoc ]; then echo /usr/bin/rustdoc; else command -v rustdoc; fi)
 RUST_ENV := RUSTC=$(RUSTC) RUSTDOC=$(RUSTDOC) CARGO_TARGET_DIR=$(abspath $(BIN))/cargo-target
 
-.PHONY: all build transforms transforms-rust run test test-faults bench bench-peers fuzz lint check docs docker clean
+.PHONY: all build transforms transforms-rust transforms-rust-if-available run test test-faults bench bench-peers fuzz lint check docs docker clean
 
 all: build
 
 ## build: the sluice binary and the example transforms (Go; Rust when a Rust toolchain with wasm32-wasi is installed)
-build: $(BIN)/sluice transforms
+build: $(BIN)/sluice transforms transforms-rust-if-available
+
+# transforms-rust-if-available: transforms-rust, or a note when no Rust toolchain with wasm32-wasi is installed
+transforms-rust-if-available:
 	@if [ -n "$(CARGO)" ] && [ -d "$$($(RUSTC) --print sysroot 2>/dev/null)/lib/rustlib/wasm32-wasi" ]; then \
 		$(MAKE) --no-print-directory transforms-rust; \
 	else \
@@ -83,7 +86,7 @@ bench:
 BENCH_LOCK ?=
 BENCH_PEERS_FLAGS ?= -rounds 3 -duration 10s
 ## bench-peers: the same workload against Benthos v4 (its own module in bench/benthos) and sluice, in one run: events/s, ratios, peak RSS (about 5 minutes on 2 cores)
-bench-peers:
+bench-peers: transforms-rust-if-available
 	$(GO) run ./internal/benchrun -peers -markdown $(if $(BENCH_LOCK),-lock $(BENCH_LOCK)) $(BENCH_PEERS_FLAGS)
 
 ## lint: gofmt + go vet
