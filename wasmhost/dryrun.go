@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/codec"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // Decision is what a dry run did with one input event.
@@ -52,8 +53,8 @@ type DryRunEvent struct {
 type DryRunResult struct {
 	Records []DryRunRecord `json:"records"`
 	Events  []DryRunEvent  `json:"events"`
-	// PeakMemory is the largest linear memory, in bytes, any instance of
-	// the chain's transforms has reached.
+	// PeakMemory is the largest linear memory, in bytes, any of the dry
+	// run's own instances reached.
 	PeakMemory uint64 `json:"peak_memory"`
 }
 
@@ -61,6 +62,12 @@ type DryRunResult struct {
 // transforms, one event at a time, without touching any pipeline or sink.
 // Guest failures are reported as dead letters whatever OnTrap says. An
 // unknown transform is an error wrapping ErrNotFound.
+//
+// A dry run uses instances of its own, started for it and closed when it
+// returns: the pools that serve traffic, the transforms' counters (calls,
+// records, traps, peak memory, cost), the Hooks and the host's log of
+// failed calls are left alone. Its instances' linear memory counts in
+// GuestMemoryBytes while they live (they take real memory).
 func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte) (DryRunResult, error) {
 	h.mu.Lock()
 	vs := make([]*version, 0, len(transforms))
@@ -74,6 +81,8 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 	}
 	h.mu.Unlock()
 
+	d := &dryRun{h: h, vs: vs, ins: make([]*instance, len(vs))}
+	defer d.close()
 	res := DryRunResult{Records: []DryRunRecord{}, Events: make([]DryRunEvent, len(events))}
 	for i, ev := range events {
 		start := time.Now()
@@ -83,13 +92,14 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 		}
 		recs := []engine.Record{{Value: ev, Format: engine.FormatJSON}}
 		var dlq []engine.DLQEntry
-		for _, v := range vs {
+		for j := range vs {
 			if len(recs) == 0 {
 				break
 			}
 			var err error
-			recs, dlq, err = h.runVersion(ctx, v, recs, dlq, TrapDLQ)
+			recs, dlq, err = d.run(ctx, j, recs, dlq)
 			if err != nil {
+				res.PeakMemory = d.peak
 				return res, fmt.Errorf("dry run event %d: %w", i, err)
 			}
 		}
@@ -113,8 +123,86 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 			res.Records = append(res.Records, out)
 		}
 	}
-	for _, v := range vs {
-		res.PeakMemory = max(res.PeakMemory, uint64(v.peakMem.Load()))
-	}
+	res.PeakMemory = d.peak
 	return res, nil
+}
+
+// dryRun holds a dry run's own instance of each transform of its chain
+// (started on first use, replaced after a failed call).
+type dryRun struct {
+	h    *Host
+	vs   []*version
+	ins  []*instance
+	peak uint64
+}
+
+// run calls transform j of the chain over recs on the dry run's instance.
+// A failed guest call dead-letters recs with the reason (stage: the
+// transform); only a done ctx or an instance that cannot start is an
+// error.
+func (d *dryRun) run(ctx context.Context, j int, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, error) {
+	v, h := d.vs[j], d.h
+	in := d.ins[j]
+	if in == nil {
+		var err error
+		if in, err = v.newInstance(ctx); err != nil {
+			return recs, dlq, err
+		}
+		d.ins[j] = in
+		d.note(in)
+	}
+	st := &in.state
+	st.reset(recs, h.cfg.MaxEmitPerCall)
+	in.stdout.reset()
+	in.stderr.reset()
+	deadline := h.cfg.deadline(len(recs))
+	cctx, cancel := context.WithTimeout(ctx, deadline)
+	cctx = context.WithValue(cctx, stateKey{}, st)
+	in.stack[0] = uint64(len(recs))
+	callErr := in.process.CallWithStack(cctx, in.stack)
+	cancel()
+	d.note(in)
+	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
+		out, dlq, _ := st.collect(recs, dlq, v.name)
+		st.release()
+		return out, dlq, nil
+	}
+	st.release()
+	var te *TrapError
+	switch {
+	case callErr == nil:
+		// The guest aborted: its instance is still sound.
+		te = &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("%s returned %d", ExportProcess, api.DecodeI32(in.stack[0]))}
+	case ctx.Err() != nil:
+		return recs, dlq, ctx.Err()
+	default:
+		te = v.classify(in, callErr, deadline)
+		d.discard(j)
+	}
+	for i := range recs {
+		dlq = append(dlq, engine.DLQEntry{Record: recs[i], Reason: te.Reason(), Stage: v.name})
+	}
+	return recs[:0], dlq, nil
+}
+
+// note records in's memory in the run's peak and the host's guest memory.
+func (d *dryRun) note(in *instance) {
+	d.peak = max(d.peak, uint64(in.mem.Size()))
+	d.h.noteMem(in)
+}
+
+// discard closes the instance of transform j.
+func (d *dryRun) discard(j int) {
+	if in := d.ins[j]; in != nil {
+		in.mod.Close(context.Background())
+		d.h.forgetMem(in)
+		d.ins[j] = nil
+	}
+}
+
+// close closes every instance of the run.
+func (d *dryRun) close() {
+	for j := range d.ins {
+		d.discard(j)
+	}
 }

@@ -97,12 +97,26 @@ func (v *version) compile(ctx context.Context) error {
 	return v.compileErr
 }
 
-// instantiate starts a new instance.
+// instantiate starts a new instance of the pool: newInstance, counted in
+// the version's peak memory, the host's guest memory and the hooks.
 func (v *version) instantiate(ctx context.Context) (*instance, error) {
+	start := time.Now()
+	in, err := v.newInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.notePeak(in)
+	v.host.noteMem(in)
+	v.host.cfg.Hooks.instantiate(v.name, time.Since(start))
+	return in, nil
+}
+
+// newInstance compiles the version if needed and starts an instance that
+// nothing counts yet (dry runs use it directly).
+func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	if err := v.compile(ctx); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	in := &instance{
 		stack:  make([]uint64, 1),
 		stdout: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stdout"},
@@ -139,9 +153,6 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 		mod.Close(context.Background())
 		return nil, fmt.Errorf("%w: %q lacks %s or memory", ErrInvalidModule, v.name, ExportProcess)
 	}
-	v.notePeak(in)
-	v.host.noteMem(in)
-	v.host.cfg.Hooks.instantiate(v.name, time.Since(start))
 	return in, nil
 }
 
