@@ -99,9 +99,9 @@ check: lint
 	$(GO) mod tidy
 	git diff --exit-code go.mod go.sum
 
-## docs: regenerate examples/sluice.yaml and the README flag table from gateway.Config's tags
+## docs: regenerate examples/sluice.yaml and the README flag table from gateway.Config's tags, the README metrics table from gateway.Catalog
 docs:
-	$(GO) test ./gateway -run TestConfigDocs -count=1 -update
+	$(GO) test ./gateway -run 'TestConfigDocs|TestMetricsTableInREADME' -count=1 -update
 
 docker:
 	docker build -t sluice:dev .

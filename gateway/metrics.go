@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -12,30 +13,91 @@ import (
 )
 
 // Metric names. They are an interface (dashboards and alerts depend on
-// them): every metric sluice exports is defined here.
+// them): every metric sluice exports is defined here, and each has a row in
+// Catalog (its type, labels and HELP text).
 const (
-	MetricIngestRequests    = "sluice_ingest_requests_total"      // {code}: answered ingest requests by HTTP status
-	MetricIngestEvents      = "sluice_ingest_events_total"        // events accepted into the queue
-	MetricIngestBytes       = "sluice_ingest_bytes_total"         // body bytes (decompressed) accepted into the queue
-	MetricGateRejections    = "sluice_gate_rejections_total"      // {source}: 503s by the pressure source that latched
-	MetricGateLatched       = "sluice_gate_latched"               // 1 while the inbound gate holds
-	MetricByteBudget        = "sluice_byte_budget_bytes"          // the AIMD byte budget
-	MetricRecvBlockBytes    = "sluice_recv_block_bytes"           // bytes of the last received block
-	MetricPressureRatio     = "sluice_pressure_ratio"             // unified pressure level in [0, 1]
-	MetricMemoryInflight    = "sluice_memory_inflight_bytes"      // bytes leased from the MemoryGuard
-	MetricTransformCalls    = "sluice_transform_calls_total"      // {transform}: guest calls
-	MetricTransformDuration = "sluice_transform_duration_seconds" // {transform}: guest call duration
-	MetricTransformTraps    = "sluice_transform_traps_total"      // {transform}: traps, deadlines, guest OOMs
-	MetricEventsDropped     = "sluice_events_dropped_total"       // events dropped by transforms
-	MetricDLQEvents         = "sluice_dlq_events_total"           // {reason}: dead letters by reason class
-	MetricSinkRecords       = "sluice_sink_records_total"         // records the sink accepted
-	MetricSinkErrors        = "sluice_sink_errors_total"          // failed sink writes
-	MetricSinkLatency       = "sluice_sink_latency_seconds"       // sink write latency (Prometheus histogram)
-	MetricSinkHealthy       = "sluice_sink_healthy"               // 1 when the sink is healthy
-	MetricDriverRestarts    = "sluice_driver_restarts_total"      // driver restarts after a terminal error
-	MetricQueueBytes        = "sluice_queue_bytes"                // bytes waiting in the receive queue
-	MetricIngestAckLatency  = "sluice_ingest_ack_latency_seconds" // time from enqueue to ack of 200 requests
+	MetricIngestRequests    = "sluice_ingest_requests_total"
+	MetricIngestEvents      = "sluice_ingest_events_total"
+	MetricIngestBytes       = "sluice_ingest_bytes_total"
+	MetricGateRejections    = "sluice_gate_rejections_total"
+	MetricGateLatched       = "sluice_gate_latched"
+	MetricByteBudget        = "sluice_byte_budget_bytes"
+	MetricRecvBlockBytes    = "sluice_recv_block_bytes"
+	MetricPressureRatio     = "sluice_pressure_ratio"
+	MetricMemoryInflight    = "sluice_memory_inflight_bytes"
+	MetricTransformCalls    = "sluice_transform_calls_total"
+	MetricTransformDuration = "sluice_transform_duration_seconds"
+	MetricTransformTraps    = "sluice_transform_traps_total"
+	MetricEventsDropped     = "sluice_events_dropped_total"
+	MetricDLQEvents         = "sluice_dlq_events_total"
+	MetricSinkRecords       = "sluice_sink_records_total"
+	MetricSinkErrors        = "sluice_sink_errors_total"
+	MetricSinkLatency       = "sluice_sink_latency_seconds"
+	MetricSinkHealthy       = "sluice_sink_healthy"
+	MetricDriverRestarts    = "sluice_driver_restarts_total"
+	MetricQueueBytes        = "sluice_queue_bytes"
+	MetricIngestAckLatency  = "sluice_ingest_ack_latency_seconds"
 )
+
+// MetricInfo describes one metric family sluice exports.
+type MetricInfo struct {
+	// Name is the family name (a Metric* constant).
+	Name string
+	// Type is the Prometheus type: counter, gauge or histogram
+	// (histograms have le buckets, _sum and _count).
+	Type string
+	// Labels are the label names, comma-separated ("" for none).
+	Labels string
+	// Help says what the metric measures, with its unit; it is the HELP
+	// text of /metrics and the metric's row in README.md.
+	Help string
+}
+
+// Catalog is the one table of sluice's metrics: /metrics takes its HELP
+// texts from it (VictoriaMetrics/metrics writes HELP lines without text),
+// and README.md's metrics table is generated from it (make docs). A metric
+// added to the set needs its row here: the tests fail naming any sluice_*
+// family served without a HELP text.
+var Catalog = []MetricInfo{
+	{MetricIngestRequests, "counter", "code", "Ingest requests answered, by HTTP status code (200, 400, 401, 413, 415, 503, 504, …)."},
+	{MetricIngestEvents, "counter", "", "Events accepted into the receive queue (each record of a request that was enqueued)."},
+	{MetricIngestBytes, "counter", "", "Request body bytes (after decompression) accepted into the receive queue."},
+	{MetricGateRejections, "counter", "source", "Ingest requests answered 503 under pressure, by the pressure source that latched (memory_guard, go_heap, queue, sink); a source appears with its first rejection."},
+	{MetricGateLatched, "gauge", "", "1 while the pressure latch is closed and the front door answers 503, else 0."},
+	{MetricByteBudget, "gauge", "", "The AIMD byte budget in bytes: the most bytes one receive of the driver takes."},
+	{MetricRecvBlockBytes, "gauge", "", "Bytes of the last block the driver received."},
+	{MetricPressureRatio, "gauge", "", "Unified pressure level in [0, 1], the highest of the pressure sources; the latch closes above pause_above (0.80 by default) and opens below resume_below (0.65)."},
+	{MetricMemoryInflight, "gauge", "", "Bytes leased from the memory guard: request bodies between read and acknowledgement."},
+	{MetricTransformCalls, "counter", "transform", "WASM guest calls, by transform (one per transform per batch or shard)."},
+	{MetricTransformDuration, "histogram", "transform", "Duration of one WASM guest call in seconds, by transform."},
+	{MetricTransformTraps, "counter", "transform", "Failed WASM guest calls (traps, deadlines, guest out of memory, aborts), by transform."},
+	{MetricEventsDropped, "counter", "", "Records dropped by transforms (a transform's decision, not a loss)."},
+	{MetricDLQEvents, "counter", "reason", "Records written to the dead-letter topic, by reason class (parse_error, too_large, trap, deadline, transform; from the sink: sink_invalid_topic, sink_unknown_topic, sink_record_too_large, sink_topic_not_authorized, sink_invalid_record)."},
+	{MetricSinkRecords, "counter", "", "Records written to their topics and acknowledged by the sink (Kafka acks=all); dead letters excluded."},
+	{MetricSinkErrors, "counter", "", "Failed sink writes (records and dead letters); the affected requests get 503."},
+	{MetricSinkLatency, "histogram", "", "Duration of one sink write in seconds (a batch produced and acknowledged)."},
+	{MetricSinkHealthy, "gauge", "", "1 while the sink is healthy, 0 after a terminal sink error until a probe succeeds (the gate holds meanwhile)."},
+	{MetricDriverRestarts, "counter", "", "Restarts of the driver after a terminal sink, commit or dead-letter error."},
+	{MetricQueueBytes, "gauge", "", "Bytes waiting in the receive queue for the driver."},
+	{MetricIngestAckLatency, "histogram", "", "Seconds from enqueue to acknowledgement of ingest requests answered 200."},
+}
+
+// helpOf maps a family name to its HELP text, escaped for the text format.
+var helpOf = helpIndex(Catalog)
+
+// helpIndex maps each row's name to its HELP text escaped for the text
+// format (backslash and newline).
+func helpIndex(c []MetricInfo) map[string]string {
+	m := make(map[string]string, len(c))
+	esc := strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	for _, mi := range c {
+		if _, dup := m[mi.Name]; dup {
+			panic("gateway: metric " + mi.Name + " twice in Catalog")
+		}
+		m[mi.Name] = esc.Replace(mi.Help)
+	}
+	return m
+}
 
 // DLQ reason classes: the bounded label values of sluice_dlq_events_total.
 const (
@@ -116,10 +178,41 @@ type gaugeFuncs struct {
 func (m *Metrics) Set() *metrics.Set { return m.set }
 
 // WritePrometheus writes the set and the process metrics in Prometheus text
-// format with HELP/TYPE lines.
+// format with HELP/TYPE lines, the HELP texts of sluice's families taken
+// from Catalog.
 func (m *Metrics) WritePrometheus(w io.Writer) {
-	m.set.WritePrometheus(w)
-	metrics.WriteProcessMetrics(w)
+	var buf bytes.Buffer
+	m.set.WritePrometheus(&buf)
+	metrics.WriteProcessMetrics(&buf)
+	_, _ = w.Write(fillHelp(buf.Bytes()))
+}
+
+// fillHelp rewrites each "# HELP name" line without text whose family has
+// a Catalog row into "# HELP name text", in place where it can.
+func fillHelp(text []byte) []byte {
+	const prefix = "# HELP "
+	out := make([]byte, 0, len(text)+len(Catalog)*96)
+	for len(text) > 0 {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i+1], text[i+1:]
+		} else {
+			text = nil
+		}
+		if bytes.HasPrefix(line, []byte(prefix)) {
+			name := bytes.TrimRight(line[len(prefix):], "\n")
+			if help, ok := helpOf[string(name)]; ok && bytes.IndexByte(name, ' ') < 0 {
+				out = append(out, prefix...)
+				out = append(out, name...)
+				out = append(out, ' ')
+				out = append(out, help...)
+				out = append(out, '\n')
+				continue
+			}
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 func (m *Metrics) request(code int) {

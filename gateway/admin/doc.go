@@ -65,41 +65,12 @@
 //
 // # Metrics
 //
-// GET /metrics on the admin listener (no token) exports these in Prometheus
-// text format with HELP and TYPE lines, followed by the Go process metrics.
-// They are defined in gateway/metrics.go; their names and labels are part of
-// sluice's interface (dashboards and alerts depend on them). Histograms are
-// Prometheus histograms (le buckets, _sum, _count).
-//
-//	name                                      type       labels     meaning
-//	sluice_ingest_requests_total              counter    code       ingest requests answered, by HTTP status (200, 400, 401, 413, 415, 503, 504, …)
-//	sluice_ingest_events_total                counter               events accepted into the receive queue
-//	sluice_ingest_bytes_total                 counter               request body bytes (decompressed) accepted into the queue
-//	sluice_gate_rejections_total              counter    source     requests answered 503 by the inbound gate, by the pressure source that latched it
-//	                                                                (memory_guard, go_heap, queue, sink); a source appears with its first rejection
-//	sluice_gate_latched                       gauge                 1 while the pressure latch is closed and the front door answers 503, else 0
-//	sluice_byte_budget_bytes                  gauge                 the AIMD byte budget: the most bytes one receive of the driver takes
-//	sluice_recv_block_bytes                   gauge                 bytes of the last block the driver received
-//	sluice_pressure_ratio                     gauge                 unified pressure level in [0, 1] (the max of the sources)
-//	sluice_memory_inflight_bytes              gauge                 bytes leased from the memory guard (bodies between read and ack)
-//	sluice_transform_calls_total              counter    transform  guest calls (one per transform per batch)
-//	sluice_transform_duration_seconds         histogram  transform  guest call duration
-//	sluice_transform_traps_total              counter    transform  failed guest calls: traps, deadlines, guest out-of-memory
-//	sluice_events_dropped_total               counter               records dropped by transforms (a transform's decision, not a loss)
-//	sluice_dlq_events_total                   counter    reason     dead letters by reason class: parse_error, too_large, trap, deadline, transform, sink_invalid_topic, sink_unknown_topic, sink_record_too_large, sink_topic_not_authorized, sink_invalid_record
-//	sluice_sink_records_total                 counter               records written to their topics and acknowledged (acks=all); dead letters excluded
-//	sluice_sink_errors_total                  counter               failed sink writes (the affected requests get 503)
-//	sluice_sink_latency_seconds               histogram             duration of one sink write
-//
-// The gateway also exports sluice_sink_healthy (gauge, 1 when the sink is
-// healthy), sluice_driver_restarts_total (counter),
-// sluice_queue_bytes (gauge, bytes waiting in the receive queue),
-// sluice_ingest_ack_latency_seconds (histogram, enqueue to ack of 200
-// requests) and sluice_ingest_request_body_bytes_current (gauge, bytes of
-// bodies between read and ack).
-//
-// Every metric of the table is checked by the end-to-end tests of this
-// package against the real binary: each is exported, and the counters move
-// by exactly what the answered requests say (e2e_swap_test.go) or as the
+// GET /metrics on the admin listener (no token) is served by the gateway;
+// its families, with their HELP texts, are the table gateway.Catalog
+// (gateway/metrics.go), which README.md's metrics table is generated from.
+// The end-to-end tests of this package check against the real binary that
+// every sluice_* family it serves has a HELP text (and that promtool check
+// metrics finds nothing to say about them), and that the counters move by
+// exactly what the answered requests say (e2e_swap_test.go) or as the
 // flood and recovery require (e2e_flood_test.go).
 package admin

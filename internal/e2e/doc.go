@@ -8,7 +8,8 @@
 // `sluice run` on 127.0.0.1:0 and reads the bound addresses from its
 // --ready-file (Start, Proc), stops it with SIGTERM and a kill, starts
 // in-process kfake clusters (Kafka) and reads topics back (ReadTopics,
-// EndOffsets), sends HTTP requests (Do) and reads /metrics (Metrics).
+// EndOffsets), sends HTTP requests (Do), reads /metrics (Metrics) and
+// lints it with promtool (Promtool).
 //
 // Browser tests drive Debian's headless Chromium through its chromedriver
 // over the W3C WebDriver protocol (browser.go): StartBrowser starts

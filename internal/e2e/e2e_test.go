@@ -273,3 +273,14 @@ func TestStartSluice(t *testing.T) {
 		t.Fatal("Signal of an exited process changed its exit code")
 	}
 }
+
+func TestPromtool(t *testing.T) {
+	good := []byte("# HELP x_total Things done.\n# TYPE x_total counter\nx_total 1\n")
+	if r := e2e.Promtool(t, good); len(r) != 0 {
+		t.Fatalf("remarks on clean metrics: %q", r)
+	}
+	r := e2e.Promtool(t, []byte("# HELP y_total\n# TYPE y_total counter\ny_total 1\n"))
+	if len(r) != 1 || !strings.HasPrefix(r[0], "y_total") || !strings.Contains(r[0], "no help text") {
+		t.Fatalf("remarks on a HELP without text: %q", r)
+	}
+}
