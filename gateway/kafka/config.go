@@ -20,19 +20,45 @@ const (
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultClientID           = "sluice"
 	DefaultTopicErrorTTL      = 10 * time.Second
+	DefaultMaxRecordBytes     = 1 << 20
+)
+
+// Acknowledgement levels of Config.Acks.
+const (
+	// AcksAll waits for every in-sync replica (acks=all) and produces
+	// idempotently: a record acknowledged is replicated.
+	AcksAll = "all"
+	// AcksLeader waits for the partition leader only (acks=1), without
+	// idempotence: an acknowledged record is lost if the leader fails
+	// before its followers copied it, and retries may duplicate records.
+	AcksLeader = "leader"
 )
 
 // Config configures the Kafka producer behind a Sink. It is flat and
 // immutable: NewSink copies it, fills the defaults (a zero field means its
 // default) and validates it; changing it afterwards has no effect.
 //
-// Every Sink produces with acks=all and idempotence; neither can be turned
-// off, because the gateway answers a client only after Kafka has its events.
-// SASL and TLS are not supported yet: the sink speaks plaintext to brokers
-// on a trusted network.
+// A Sink produces with acks=all and idempotence unless Acks says leader,
+// because the gateway answers a client only after Kafka has its events.
+// Keyed records land on the partition the Java client's default partitioner
+// picks (murmur2 of the key), so sluice and Java producers co-partition.
 type Config struct {
 	// Brokers are the seed brokers, "host:port". Required, at least one.
 	Brokers []string
+
+	// Security is TLS and SASL (NewSecurity). The zero value is plaintext
+	// without authentication.
+	Security Security
+
+	// Acks is AcksAll (default) or AcksLeader.
+	Acks string
+
+	// MaxRecordBytes caps one record (key + value + headers); a larger
+	// record is failed on its own before it is produced ("too large for
+	// Kafka"), so it is dead-lettered instead of failing its batch at the
+	// broker. Default 1 MiB; keep it at most the topics' max.message.bytes.
+	// BatchMaxBytes is raised to hold one such record.
+	MaxRecordBytes int
 
 	// ClientID is the Kafka client id the brokers see in their logs and
 	// quotas. Default "sluice".
@@ -132,7 +158,33 @@ func (c Config) withDefaults() Config {
 	if c.TopicErrorTTL == 0 {
 		c.TopicErrorTTL = DefaultTopicErrorTTL
 	}
+	if c.Acks == "" {
+		c.Acks = AcksAll
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	// A batch must hold the largest record with its batch and record
+	// overhead.
+	c.BatchMaxBytes = max(c.BatchMaxBytes, int32(min(c.MaxRecordBytes+recordOverhead, 1<<30)))
 	return c
+}
+
+// recordOverhead bounds a record batch's framing around one record.
+const recordOverhead = 1 << 10
+
+// clientOpts returns the producer options that follow from Security, Acks
+// and the partitioner; NewSink adds them to its own.
+func (c Config) clientOpts() []kgo.Opt {
+	opts := c.Security.opts()
+	if c.Acks == AcksLeader {
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	}
+	// franz-go's default, spelled out because the contract depends on it:
+	// keyed records go to murmur2(key) mod partitions, as the Java client's
+	// default partitioner does; unkeyed records fill 64 KiB sticky batches.
+	opts = append(opts, kgo.RecordPartitioner(kgo.UniformBytesPartitioner(64<<10, true, true, nil)))
+	return opts
 }
 
 // Validate reports a configuration NewSink would reject. Zero fields are
@@ -173,7 +225,13 @@ func (c Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return &ConfigError{Field: "DialTimeout", Reason: "must be positive"}
 	}
-	return nil
+	if c.Acks != AcksAll && c.Acks != AcksLeader {
+		return &ConfigError{Field: "Acks", Reason: fmt.Sprintf("%q: want all or leader", c.Acks)}
+	}
+	if c.MaxRecordBytes < 1024 {
+		return &ConfigError{Field: "MaxRecordBytes", Reason: fmt.Sprintf("%d is below 1 KiB", c.MaxRecordBytes)}
+	}
+	return c.Security.SASL.validate()
 }
 
 // validBroker checks a "host:port" seed.

@@ -107,6 +107,7 @@ func NewSink(ctx context.Context, cfg Config, logger *slog.Logger) (*Sink, error
 	if cfg.AllowAutoTopicCreation {
 		opts = append(opts, kgo.AllowAutoTopicCreation())
 	}
+	opts = append(opts, cfg.clientOpts()...) // TLS, SASL, acks, partitioner (config.go)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new producer: %w", err)

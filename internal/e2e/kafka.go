@@ -78,7 +78,7 @@ func EndOffsets(tb testing.TB, brokers []string, topics ...string) map[string]in
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends := listEnds(tb, ctx, brokers, topics)
+	ends := listEnds(tb, ctx, brokers, topics, nil)
 	out := map[string]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Err == nil {
@@ -88,9 +88,9 @@ func EndOffsets(tb testing.TB, brokers []string, topics ...string) map[string]in
 	return out
 }
 
-func listEnds(tb testing.TB, ctx context.Context, brokers, topics []string) kadm.ListedOffsets {
+func listEnds(tb testing.TB, ctx context.Context, brokers, topics []string, opts []kgo.Opt) kadm.ListedOffsets {
 	tb.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -110,6 +110,9 @@ type ReadOptions struct {
 	// or fetching; otherwise such a partition counts as empty and fetch
 	// errors are logged and the fetch retried.
 	Strict bool
+	// ClientOpts are more franz-go options of the reading client (TLS,
+	// SASL).
+	ClientOpts []kgo.Opt
 }
 
 // ReadTopics reads every record of topics from the beginning up to their
@@ -128,7 +131,7 @@ func ReadTopics(tb testing.TB, brokers []string, o ReadOptions, topics ...string
 	}
 	want := map[tp]int64{}
 	var existing []string
-	listEnds(tb, ctx, brokers, topics).Each(func(l kadm.ListedOffset) {
+	listEnds(tb, ctx, brokers, topics, o.ClientOpts).Each(func(l kadm.ListedOffset) {
 		if l.Err != nil {
 			if o.Strict {
 				tb.Fatalf("end offset of %s/%d: %v", l.Topic, l.Partition, l.Err)
@@ -145,8 +148,8 @@ func ReadTopics(tb testing.TB, brokers []string, o ReadOptions, topics ...string
 	if len(want) == 0 {
 		return nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(existing...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(existing...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64 << 20)}, o.ClientOpts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}
