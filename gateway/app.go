@@ -141,9 +141,11 @@ func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, guestM
 	return gov, nil
 }
 
-// Start brings sluice up in order: memory limit, dev broker, sink, WASM
-// host, admin listener, the lines' drivers, ingest listener. On failure it
-// stops what it started and returns the error.
+// Start brings sluice up in order: memory limit, dev broker, WASM host,
+// admin listener, sink, the lines' drivers, ingest listener. The admin
+// listener comes before the sink so that /readyz says why while start waits
+// for Kafka (--kafka-wait). On failure it stops what it started and returns
+// the error.
 func (a *App) Start(ctx context.Context) error {
 	steps := []struct {
 		name  string
@@ -151,9 +153,9 @@ func (a *App) Start(ctx context.Context) error {
 	}{
 		{"memory limit", a.startMemoryLimit},
 		{"dev broker", a.startDevBroker},
-		{"sink", a.startSink},
 		{"wasm host", a.startHost},
 		{"admin listener", a.startAdmin},
+		{"sink", a.startSink},
 		{"driver", a.startLines},
 		{"ingest listener", a.startIngest},
 	}
@@ -198,8 +200,8 @@ func writeReadyFile(path, httpAddr, adminAddr string) error {
 
 // Stop takes sluice down in reverse order of Start: the ingest listener
 // stops accepting and the queued requests drain through the driver (every
-// waiting client is answered), then the lines stop, then the admin
-// listener, the WASM host, the sink (flushed) and the dev broker. ctx
+// waiting client is answered), then the lines stop, then the sink
+// (flushed), the admin listener, the WASM host and the dev broker. ctx
 // bounds the whole stop; the drain is also bounded by ShutdownTimeout.
 func (a *App) Stop(ctx context.Context) error {
 	a.health.stopping.Store(true)
@@ -266,12 +268,18 @@ func (a *App) startSink(ctx context.Context) (func(context.Context) error, error
 		if a.broker != nil {
 			brokers = a.broker.Brokers()
 		}
-		kc := kafka.DefaultConfig(brokers...)
-		kc.DefaultTopic = a.cfg.Topic
-		kc.DLQTopic = a.cfg.DLQTopic
-		kc.AllowAutoTopicCreation = a.cfg.Dev
-		kc.DeliveryTimeout = max(time.Second, a.cfg.AckTimeout/2)
-		s, err := kafka.NewSink(ctx, kc, a.log.With("component", "kafka"))
+		sec, err := kafkaSecurity(&a.cfg.Kafka)
+		if err != nil {
+			return nil, err
+		}
+		warnKafka(a.log, &a.cfg.Kafka, sec)
+		kc := a.kafkaSinkConfig(brokers, sec)
+		var s *kafka.Sink
+		err = retryKafka(ctx, a.log, a.cfg.Kafka.Wait, sec, "sink", func(ctx context.Context) error {
+			var err error
+			s, err = kafka.NewSink(ctx, kc, a.log.With("component", "kafka"))
+			return err
+		}, a.health.waiting)
 		if err != nil {
 			return nil, err
 		}
@@ -288,6 +296,26 @@ func (a *App) startSink(ctx context.Context) (func(context.Context) error, error
 		a.ksink.Close()
 		return err
 	}, nil
+}
+
+// kafkaSinkConfig returns the Kafka sink's configuration.
+func (a *App) kafkaSinkConfig(brokers []string, sec kafka.Security) kafka.Config {
+	o := &a.cfg.Kafka
+	kc := kafka.DefaultConfig(brokers...)
+	kc.DefaultTopic = a.cfg.Topic
+	kc.DLQTopic = a.cfg.DLQTopic
+	kc.AllowAutoTopicCreation = a.cfg.Dev
+	kc.DeliveryTimeout = a.cfg.deliveryTimeout()
+	kc.Security = sec
+	kc.ClientID = o.ClientID
+	kc.Compression = o.Compression
+	kc.Linger = o.Linger
+	if o.Linger == 0 {
+		kc.Linger = -1 // no linger (the kafka package's zero means its default)
+	}
+	kc.MaxRecordBytes = int(o.MaxRecordBytes)
+	kc.Acks = o.Acks
+	return kc
 }
 
 func (a *App) startAdmin(context.Context) (func(context.Context) error, error) {
@@ -326,7 +354,11 @@ func (a *App) newAdminAPI() (*admin.Handler, error) {
 
 // startLines starts every line's supervised driver (HTTP ingest: one).
 func (a *App) startLines(context.Context) (func(context.Context) error, error) {
-	d := driveDeps{gov: a.gov, sink: a.tally, proc: a.proc, m: a.m, log: a.log}
+	proc := a.proc
+	if a.ksink != nil {
+		proc = capRecords{inner: proc, max: int(a.cfg.Kafka.MaxRecordBytes)}
+	}
+	d := driveDeps{gov: a.gov, sink: a.tally, proc: proc, m: a.m, log: a.log}
 	a.http = newHTTPLine(d, a.recv, a.server, a.health, a.sink.Ping, a.cfg.ShutdownTimeout, a.log)
 	a.http.start()
 	return a.http.stop, nil

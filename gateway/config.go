@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/gateway/kafka"
 )
 
 // Defaults of Config. They are the `default` tags of Config's fields
@@ -80,6 +82,9 @@ type Config struct {
 	Topic string `name:"topic" yaml:"topic" default:"events" help:"Default topic of records no transform routed."`
 	// DLQTopic is the dead-letter topic.
 	DLQTopic string `name:"dlq-topic" yaml:"dlq_topic" default:"sluice.dlq" help:"Dead-letter topic: unparseable lines, oversized events, records a transform rejected or trapped on, with the reason in the sluice-reason header."`
+	// Kafka is how sluice connects to Kafka and produces (flags
+	// --kafka-..., keys under kafka:).
+	Kafka KafkaOptions `embed:"" prefix:"kafka-" yaml:"kafka" group:"Kafka: connecting and producing" help:"Connecting to Kafka (TLS, SASL) and producing (compression, linger, record size, acks). Secrets never appear in logs, --help or the admin API."`
 	// APIKeys are accepted API keys of the default tenant. With no keys and
 	// no tenants, ingest is open.
 	APIKeys []string `name:"api-key" yaml:"api_keys" env:"SLUICE_API_KEYS" merge:"" placeholder:"KEY" help:"API keys of the default tenant, sent as \"Authorization: Bearer KEY\" or \"X-API-Key: KEY\"; repeatable, comma separated. Keys of the file, the environment and the flags add up. With no keys and no tenants, ingest is open."`
@@ -133,6 +138,104 @@ type Config struct {
 
 	memoryLimitSet bool
 }
+
+// KafkaOptions are the Kafka connection and producer options of Config
+// (flags --kafka-..., YAML keys under kafka:).
+type KafkaOptions struct {
+	// TLS connects over TLS with the system roots (or TLSCA).
+	TLS bool `name:"tls" yaml:"tls" help:"Connect to the brokers over TLS, checking their certificates against the system roots (or tls_ca)."`
+	// TLSCA is a PEM bundle of the brokers' CAs; implies TLS.
+	TLSCA string `name:"tls-ca" yaml:"tls_ca" placeholder:"FILE" help:"PEM bundle of the CAs that sign the brokers' certificates, instead of the system roots; implies tls."`
+	// TLSCert is the client certificate of mutual TLS (with TLSKey).
+	TLSCert string `name:"tls-cert" yaml:"tls_cert" placeholder:"FILE" help:"Client certificate (PEM) for mutual TLS, with tls_key; implies tls."`
+	// TLSKey is the client certificate's key.
+	TLSKey string `name:"tls-key" yaml:"tls_key" placeholder:"FILE" help:"Key (PEM) of the client certificate."`
+	// TLSServerName overrides the name checked in the brokers'
+	// certificates.
+	TLSServerName string `name:"tls-server-name" yaml:"tls_server_name" placeholder:"NAME" help:"Name the brokers' certificates must carry, when it is not the host of the broker address; implies tls."`
+	// TLSInsecureSkipVerify accepts any broker certificate (warned at
+	// start).
+	TLSInsecureSkipVerify bool `name:"tls-insecure-skip-verify" yaml:"tls_insecure_skip_verify" help:"Accept any broker certificate: anyone on the path can read and change the traffic. Logged as a warning at start; implies tls."`
+	// SASL is the SASL mechanism.
+	SASL string `name:"sasl" yaml:"sasl" default:"none" help:"SASL mechanism: none, plain, scram-sha-256, scram-sha-512, oauthbearer (token from sasl_token_file) or aws-msk-iam (credentials from the standard AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN)."`
+	// SASLUser is the user of plain and scram-*.
+	SASLUser string `name:"sasl-user" yaml:"sasl_user" placeholder:"NAME" help:"SASL user of plain and scram-*."`
+	// SASLPassword is the password of plain and scram-* (environment
+	// only).
+	SASLPassword kafka.Secret `kong:"-" yaml:"-" env:"SLUICE_KAFKA_SASL_PASSWORD" help:"SASL password of plain and scram-*: from the environment only (or sasl_password_file), so it is never in a process listing or a config file. Never logged or served."`
+	// SASLPasswordFile holds the password instead.
+	SASLPasswordFile string `name:"sasl-password-file" yaml:"sasl_password_file" placeholder:"FILE" help:"File holding the SASL password (a trailing newline is ignored), instead of SLUICE_KAFKA_SASL_PASSWORD."`
+	// SASLTokenFile holds the OAUTHBEARER token.
+	SASLTokenFile string `name:"sasl-token-file" yaml:"sasl_token_file" placeholder:"FILE" help:"File holding the OAUTHBEARER token; read again for every new connection, so a token rotated on disk is picked up."`
+	// Compression is the batch codec.
+	Compression string `name:"compression" yaml:"compression" default:"snappy" help:"Batch compression: none, gzip, snappy, lz4 or zstd."`
+	// Linger is how long a partition's batch waits for more records.
+	Linger time.Duration `name:"linger" yaml:"linger" default:"5ms" help:"How long a partition's batch waits for more records. Every request waits for it too: longer buys bigger batches at the cost of latency."`
+	// MaxRecordBytes caps one produced record.
+	MaxRecordBytes ByteSize `name:"max-record-bytes" yaml:"max_record_bytes" default:"1MiB" placeholder:"SIZE" help:"Largest record produced (key + value + headers): a larger one is dead-lettered \"too large for Kafka\" before the produce. Keep it at most the topics' max.message.bytes."`
+	// ClientID is the Kafka client id.
+	ClientID string `name:"client-id" yaml:"client_id" default:"sluice" help:"Client id the brokers see (logs, quotas, ACLs)."`
+	// Acks is all or leader.
+	Acks string `name:"acks" yaml:"acks" default:"all" help:"all: a 200 means every in-sync replica has the events (idempotent producer). leader: only the partition leader has them, so a 200 no longer means replicated (warned at start)."`
+	// Wait bounds how long start retries the brokers.
+	Wait time.Duration `name:"wait" yaml:"wait" default:"0s" help:"How long start keeps retrying brokers that are unreachable or refuse the login, /readyz saying why meanwhile; then sluice exits non-zero. 0: one bounded attempt."`
+}
+
+// tlsEnabled reports whether any TLS option asks for TLS.
+func (k *KafkaOptions) tlsEnabled() bool {
+	return k.TLS || k.TLSCA != "" || k.TLSCert != "" || k.TLSServerName != "" || k.TLSInsecureSkipVerify
+}
+
+// validate reports the invalid Kafka options.
+func (k *KafkaOptions) validate(c *Config, bad func(string, ...any)) {
+	if (k.TLSCert == "") != (k.TLSKey == "") {
+		bad("--kafka-tls-cert and --kafka-tls-key go together (mutual TLS)")
+	}
+	switch k.SASL {
+	case kafka.SASLNone, "":
+	case kafka.SASLPlain, kafka.SASLScramSHA256, kafka.SASLScramSHA512:
+		if k.SASLUser == "" {
+			bad("--kafka-sasl %s needs --kafka-sasl-user", k.SASL)
+		}
+		switch {
+		case k.SASLPassword == "" && k.SASLPasswordFile == "":
+			bad("--kafka-sasl %s needs a password: env SLUICE_KAFKA_SASL_PASSWORD or --kafka-sasl-password-file", k.SASL)
+		case k.SASLPassword != "" && k.SASLPasswordFile != "":
+			bad("the SASL password is given twice: env SLUICE_KAFKA_SASL_PASSWORD and --kafka-sasl-password-file")
+		}
+	case kafka.SASLOAuthBearer:
+		if k.SASLTokenFile == "" {
+			bad("--kafka-sasl oauthbearer needs --kafka-sasl-token-file")
+		}
+	case kafka.SASLAWSMSKIAM:
+	default:
+		bad("--kafka-sasl %q: want none, plain, scram-sha-256, scram-sha-512, oauthbearer or aws-msk-iam", k.SASL)
+	}
+	switch k.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		bad("--kafka-compression %q: want none, gzip, snappy, lz4 or zstd", k.Compression)
+	}
+	switch k.Acks {
+	case kafka.AcksAll, kafka.AcksLeader:
+	default:
+		bad("--kafka-acks %q: want all or leader", k.Acks)
+	}
+	if k.Linger < 0 || k.Linger >= c.deliveryTimeout() {
+		bad("--kafka-linger %v: want at least 0 and below the delivery timeout %v (half the ack timeout, at least 1s)", k.Linger, c.deliveryTimeout())
+	}
+	if k.MaxRecordBytes < 1<<10 {
+		bad("--kafka-max-record-bytes %v: want at least 1KiB", k.MaxRecordBytes)
+	}
+	if k.Wait < 0 {
+		bad("--kafka-wait %v: want at least 0", k.Wait)
+	}
+}
+
+// deliveryTimeout is how long the Kafka sink waits for a record's ack:
+// half the ack timeout (at least 1 s), so a request sees the failure and
+// answers 503 before its own deadline.
+func (c *Config) deliveryTimeout() time.Duration { return max(time.Second, c.AckTimeout/2) }
 
 // Tenant is one API key's tenant (YAML only: `tenants:`).
 type Tenant struct {
@@ -206,6 +309,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.DevBroker); err != nil {
 			bad("--dev-broker %q: want HOST:PORT (%v)", c.DevBroker, err)
 		}
+		if c.Kafka.tlsEnabled() || (c.Kafka.SASL != "" && c.Kafka.SASL != kafka.SASLNone) {
+			bad("--dev's embedded broker speaks plaintext without SASL: drop the --kafka-tls* and --kafka-sasl* options, or use --brokers")
+		}
 	}
 	if c.Topic == "" || c.DLQTopic == "" {
 		bad("--topic and --dlq-topic must not be empty")
@@ -241,6 +347,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	c.Kafka.validate(c, bad)
 	keys := map[string]string{}
 	for _, k := range c.APIKeys {
 		if k == "" {

@@ -241,3 +241,70 @@ func TestLoadConfigHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestKafkaOptions(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "k.yaml")
+	if err := os.WriteFile(yml, []byte("brokers: [k:9092]\nkafka:\n  tls_ca: /ca.pem\n  sasl: scram-sha-512\n  sasl_user: from-file\n  compression: lz4\n  max_record_bytes: 2MiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SLUICE_KAFKA_SASL_PASSWORD": "pw"}
+	cfg, err := LoadConfig([]string{"--config", yml, "--kafka-sasl-user", "from-flag", "--kafka-acks", "leader", "--kafka-linger", "0"},
+		func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Kafka
+	if k.TLSCA != "/ca.pem" || !k.tlsEnabled() || k.SASL != "scram-sha-512" || k.SASLUser != "from-flag" || string(k.SASLPassword) != "pw" ||
+		k.Compression != "lz4" || k.MaxRecordBytes != 2<<20 || k.Acks != "leader" || k.Linger != 0 || k.ClientID != "sluice" {
+		t.Fatalf("kafka options: %+v", k)
+	}
+	if d := DefaultConfig().Kafka; d.SASL != "none" || d.Compression != "snappy" || d.Linger != 5*time.Millisecond || d.Acks != "all" || d.MaxRecordBytes != 1<<20 || d.tlsEnabled() {
+		t.Fatalf("kafka defaults: %+v", d)
+	}
+	f := func(args []string, env map[string]string, wantInErr string) {
+		t.Helper()
+		_, err := LoadConfig(append([]string{"--brokers", "k:9092"}, args...), func(k string) string { return env[k] }, io.Discard)
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), wantInErr) {
+			t.Fatalf("%q: %v; want an ErrConfig naming %q", args, err, wantInErr)
+		}
+	}
+	f([]string{"--kafka-tls-cert", "c.pem"}, nil, "--kafka-tls-key")
+	f([]string{"--kafka-sasl", "plain", "--kafka-sasl-user", "u"}, nil, "SLUICE_KAFKA_SASL_PASSWORD")
+	f([]string{"--kafka-sasl", "scram-sha-256"}, env, "--kafka-sasl-user")
+	f([]string{"--kafka-sasl", "plain", "--kafka-sasl-user", "u", "--kafka-sasl-password-file", "/pw"}, env, "given twice")
+	f([]string{"--kafka-sasl", "oauthbearer"}, nil, "--kafka-sasl-token-file")
+	f([]string{"--kafka-sasl", "gssapi"}, nil, "--kafka-sasl")
+	f([]string{"--kafka-compression", "brotli"}, nil, "--kafka-compression")
+	f([]string{"--kafka-acks", "none"}, nil, "--kafka-acks")
+	f([]string{"--kafka-linger", "10s"}, nil, "--kafka-linger")
+	f([]string{"--kafka-max-record-bytes", "100"}, nil, "--kafka-max-record-bytes")
+	f([]string{"--dev", "--kafka-tls"}, nil, "plaintext")
+	// There is no password flag: a password never sits in a process listing.
+	f([]string{"--kafka-sasl-password", "x"}, nil, "unknown flag")
+	if _, err := LoadConfig([]string{"--brokers", "k:9092", "--kafka-sasl", "aws-msk-iam"}, nil, io.Discard); err != nil {
+		t.Fatalf("aws-msk-iam takes its credentials at start: %v", err)
+	}
+}
+
+func TestKafkaSecurityFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := kafkaSecurity(&KafkaOptions{SASL: "plain", SASLUser: "u", SASLPasswordFile: pw})
+	if err != nil || string(sec.SASL.Password) != "s3cret" || sec.TLS != nil {
+		t.Fatalf("password file: %v %+v", err, sec)
+	}
+	if _, err := kafkaSecurity(&KafkaOptions{SASL: "plain", SASLUser: "u", SASLPasswordFile: filepath.Join(dir, "missing")}); err == nil || !strings.Contains(err.Error(), "password file") {
+		t.Fatalf("a missing password file: %v", err)
+	}
+	sec, err = kafkaSecurity(&KafkaOptions{TLSServerName: "kafka.internal"})
+	if err != nil || sec.TLS == nil || sec.TLS.ServerName != "kafka.internal" {
+		t.Fatalf("server name implies TLS: %v %+v", err, sec)
+	}
+	if _, err := kafkaSecurity(&KafkaOptions{TLSCA: filepath.Join(dir, "missing.pem")}); err == nil || !strings.Contains(err.Error(), "CA file") {
+		t.Fatalf("a missing CA file: %v", err)
+	}
+}

@@ -137,8 +137,11 @@ func TestEveryOptionIsDescribed(t *testing.T) {
 		if o.field.Tag.Get("help") == "" {
 			t.Errorf("option %s has no help tag", o.field.Name)
 		}
-		if o.flag == "" && o.yaml == "" {
-			t.Errorf("option %s has neither a flag nor a YAML key", o.field.Name)
+		if o.flag == "" && o.yaml == "" && len(o.env) == 0 {
+			t.Errorf("option %s has neither a flag, a YAML key nor an environment variable", o.field.Name)
+		}
+		if o.flag == "" && o.yaml == "" && o.field.Type.Kind() != reflect.String {
+			t.Errorf("environment-only option %s must be a string kind", o.field.Name)
 		}
 		if o.flag != "" && o.field.Tag.Get("name") == "" {
 			t.Errorf("option %s has no name tag (its flag)", o.field.Name)
@@ -177,6 +180,13 @@ func writeExampleFields(b *strings.Builder, t reflect.Type, indent, flagPrefix s
 	for i := range t.NumField() {
 		f := t.Field(i)
 		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if e := f.Tag.Get("env"); f.IsExported() && key == "-" && e != "" {
+			// An environment-only option (a secret): a note, not a key.
+			b.WriteString("\n")
+			writeComment(b, indent, f.Tag.Get("help"))
+			writeComment(b, indent, "Env "+e+" (not a key of this file).")
+			continue
+		}
 		if !f.IsExported() || key == "-" || key == "" {
 			continue
 		}
@@ -197,7 +207,9 @@ func writeExampleFields(b *strings.Builder, t reflect.Type, indent, flagPrefix s
 		}
 		if _, ok := f.Tag.Lookup("embed"); ok {
 			fmt.Fprintf(b, "%s%s:\n", indent, key)
-			writeExampleFields(b, f.Type, indent+"  ", flagPrefix+f.Tag.Get("prefix"))
+			var group strings.Builder
+			writeExampleFields(&group, f.Type, indent+"  ", flagPrefix+f.Tag.Get("prefix"))
+			b.WriteString(strings.TrimPrefix(group.String(), "\n"))
 			continue
 		}
 		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
@@ -286,8 +298,12 @@ func flagTable() string {
 	var b strings.Builder
 	b.WriteString("| flag | YAML key | env | default | what |\n|---|---|---|---|---|\n")
 	for _, o := range options() {
-		if o.flag == "" {
+		if o.flag == "" && (o.yaml != "" || len(o.env) == 0) {
 			continue
+		}
+		flagCell := "`--" + o.flag + "`"
+		if o.flag == "" {
+			flagCell = "(env only)"
 		}
 		cell := func(s string) string {
 			if s == "" {
@@ -296,7 +312,7 @@ func flagTable() string {
 			return "`" + s + "`"
 		}
 		def := o.field.Tag.Get("default")
-		fmt.Fprintf(&b, "| `--%s` | %s | %s | %s | %s |\n", o.flag, cell(o.yaml), cell(strings.Join(o.env, ", ")), cell(def),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", flagCell, cell(o.yaml), cell(strings.Join(o.env, ", ")), cell(def),
 			strings.ReplaceAll(firstSentence(o.field.Tag.Get("help")), "|", `\|`))
 	}
 	return b.String()

@@ -65,6 +65,15 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		}
 	}
 	for _, o := range options() {
+		if o.flag == "" && o.yaml == "" {
+			// Environment-only options (secrets).
+			for _, e := range o.env {
+				if v := getenv(e); v != "" {
+					fieldOf(&cfg, o.index).SetString(v)
+					break
+				}
+			}
+		}
 		if !o.merge {
 			continue
 		}

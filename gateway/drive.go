@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/sluicehq/sluice/engine"
@@ -62,3 +63,60 @@ func (o driverObserver) ObserveBlock(st engine.BlockStats) {
 
 // ObserveBudget is a no-op: the budget is read by a callback gauge.
 func (o driverObserver) ObserveBudget(engine.BudgetSample) {}
+
+// maxDeadLetterValue caps the bytes of a too-large record kept in its dead
+// letter, so that the dead letter itself fits in a Kafka message.
+const maxDeadLetterValue = 64 << 10
+
+// capRecords runs inner (nil: pass through) and then dead-letters every
+// record larger than max bytes (key + value + headers) before the sink
+// sees it: the brokers would refuse it and fail the whole produce. Its dead
+// letter (stage "sink") keeps the first 64 KiB of the value and the
+// record's tag, so its request still counts it.
+type capRecords struct {
+	inner engine.Processor
+	max   int
+}
+
+var _ engine.Processor = capRecords{}
+
+// Process implements engine.Processor.
+func (p capRecords) Process(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, error) {
+	if p.inner != nil {
+		var err error
+		if recs, dlq, err = p.inner.Process(ctx, recs, dlq); err != nil {
+			return recs, dlq, err
+		}
+	}
+	first := -1
+	for i := range recs {
+		if recs[i].Size() > p.max {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return recs, dlq, nil
+	}
+	kept := make([]engine.Record, first, len(recs)-1)
+	copy(kept, recs[:first])
+	for i := first; i < len(recs); i++ {
+		r := recs[i]
+		size := r.Size()
+		if size <= p.max {
+			kept = append(kept, r)
+			continue
+		}
+		dl := r
+		dl.Format = engine.FormatRaw
+		if len(dl.Value) > maxDeadLetterValue {
+			dl.Value = dl.Value[:maxDeadLetterValue]
+		}
+		dlq = append(dlq, engine.DLQEntry{
+			Record: dl,
+			Stage:  "sink",
+			Reason: fmt.Sprintf("too large for Kafka: %d bytes over the %d-byte record cap (--kafka-max-record-bytes; first %d bytes of the value kept)", size, p.max, len(dl.Value)),
+		})
+	}
+	return kept, dlq, nil
+}

@@ -23,6 +23,14 @@ type health struct {
 	healthy  atomic.Bool
 	mu       sync.Mutex
 	err      error // why the sink is unhealthy
+	startErr error // why start is still waiting (for Kafka)
+}
+
+// waiting records why start is still waiting (nil: no longer).
+func (h *health) waiting(err error) {
+	h.mu.Lock()
+	h.startErr = err
+	h.mu.Unlock()
 }
 
 func newHealth(recv *Receiver) *health {
@@ -63,6 +71,11 @@ func (h *health) Ready() error {
 	case h.stopping.Load():
 		return ErrShuttingDown
 	case !h.started.Load():
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.startErr != nil {
+			return fmt.Errorf("starting: waiting for Kafka: %w", h.startErr)
+		}
 		return errors.New("starting")
 	case !h.healthy.Load():
 		h.mu.Lock()

@@ -9,7 +9,9 @@
 // Sink implements engine.RecordSink and engine.DLQSink. Records enter via
 // Write (topic = Record.Topic or Config.DefaultTopic) and dead letters via
 // WriteDLQ (to Config.DLQTopic with the headers sluice-reason, sluice-stage
-// and sluice-topic). The producer always runs with acks=all and idempotence.
+// and sluice-topic). The producer runs with acks=all and idempotence
+// (Config.Acks "leader" trades both for latency). Keyed records go to the
+// partition the Java client's default partitioner picks (murmur2).
 //
 // Write produces every record asynchronously and waits for all of them:
 //
@@ -40,8 +42,18 @@
 // writes allocates nothing per record beyond franz-go's own bookkeeping.
 //
 // NewSink fails at start with an *UnreachableError naming the brokers when
-// none answers; Ping serves readiness probes. SASL and TLS are not supported
-// yet.
+// none answers; Ping serves readiness probes.
+//
+// # Security
+//
+// Config.Security and SourceConfig.Security hold TLS (NewTLSConfig: a CA
+// bundle, a client certificate for mutual TLS, a server name) and SASL
+// (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER from a token file read per
+// session, AWS MSK IAM from the standard AWS environment variables),
+// through franz-go's pkg/sasl. Passwords are Secrets: they format as
+// "[redacted]" everywhere. AuthFailure turns a failed login or TLS
+// handshake into an *AuthError (ErrAuth) that names the mechanism, so a
+// wrong password is not reported as unreachable brokers.
 //
 // # Metrics hooks
 //

@@ -30,6 +30,9 @@ type Options struct {
 	Stdout bool
 	// LogLimit is Log's Limit in bytes; 0: unlimited.
 	LogLimit int
+	// Env are more "KEY=value" environment variables of the process, on
+	// top of the test's environment.
+	Env []string
 }
 
 // CleanupGrace is how long cleanup waits after SIGTERM before it kills a
@@ -74,6 +77,9 @@ func Start(tb testing.TB, o Options, args ...string) *Proc {
 		done: make(chan struct{}),
 	}
 	p.Cmd = exec.Command(bin, p.Args...)
+	if len(o.Env) > 0 {
+		p.Cmd.Env = append(os.Environ(), o.Env...)
+	}
 	p.Cmd.Stdout, p.Cmd.Stderr = io.Discard, p.Log
 	if o.Stdout {
 		p.Cmd.Stdout = p.Log
