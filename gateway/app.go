@@ -298,6 +298,9 @@ func (a *App) startSink(ctx context.Context) (func(context.Context) error, error
 	}, nil
 }
 
+// batchOverhead bounds a record batch's framing around one record.
+const batchOverhead = 1 << 10
+
 // kafkaSinkConfig returns the Kafka sink's configuration.
 func (a *App) kafkaSinkConfig(brokers []string, sec kafka.Security) kafka.Config {
 	o := &a.cfg.Kafka
@@ -313,7 +316,14 @@ func (a *App) kafkaSinkConfig(brokers []string, sec kafka.Security) kafka.Config
 	if o.Linger == 0 {
 		kc.Linger = -1 // no linger (the kafka package's zero means its default)
 	}
-	kc.MaxRecordBytes = int(o.MaxRecordBytes)
+	// A record up to a raised cap (dead-lettered above it, capRecords) must
+	// fit in a batch with its framing. The default batch cap stays within
+	// the brokers' default message.max.bytes (1 MiB + 12 B); a record just
+	// under the default 1 MiB cap that does not fit with its framing fails
+	// in the producer and is dead-lettered by the sink's per-record outcome.
+	if need := int64(o.MaxRecordBytes) + batchOverhead; o.MaxRecordBytes > 1<<20 && need > int64(kc.BatchMaxBytes) {
+		kc.BatchMaxBytes = int32(min(need, 1<<30))
+	}
 	kc.Acks = o.Acks
 	return kc
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/gateway/kafka"
 )
 
 func TestParseSize(t *testing.T) {
@@ -307,4 +309,24 @@ func TestKafkaSecurityFromFiles(t *testing.T) {
 	if _, err := kafkaSecurity(&KafkaOptions{TLSCA: filepath.Join(dir, "missing.pem")}); err == nil || !strings.Contains(err.Error(), "CA file") {
 		t.Fatalf("a missing CA file: %v", err)
 	}
+}
+
+func TestKafkaSinkConfig(t *testing.T) {
+	f := func(args []string, wantBatch int32, wantLinger time.Duration) {
+		t.Helper()
+		cfg, err := LoadConfig(append([]string{"--brokers", "k:9092"}, args...), func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc := (&App{cfg: cfg}).kafkaSinkConfig(cfg.Brokers, kafka.Security{})
+		if kc.BatchMaxBytes != wantBatch || kc.Linger != wantLinger || kc.Acks != cfg.Kafka.Acks || kc.Compression != cfg.Kafka.Compression {
+			t.Fatalf("%q: %+v", args, kc)
+		}
+		if err := kc.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f(nil, kafka.DefaultBatchMaxBytes, 5*time.Millisecond)                                   // within the brokers' default message.max.bytes
+	f([]string{"--kafka-max-record-bytes", "4MiB"}, 4<<20+batchOverhead, 5*time.Millisecond) // a raised cap fits in a batch
+	f([]string{"--kafka-linger", "0", "--kafka-compression", "zstd", "--kafka-acks", "leader"}, kafka.DefaultBatchMaxBytes, -1)
 }

@@ -20,7 +20,6 @@ const (
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultClientID           = "sluice"
 	DefaultTopicErrorTTL      = 10 * time.Second
-	DefaultMaxRecordBytes     = 1 << 20
 )
 
 // Acknowledgement levels of Config.Acks.
@@ -52,13 +51,6 @@ type Config struct {
 
 	// Acks is AcksAll (default) or AcksLeader.
 	Acks string
-
-	// MaxRecordBytes caps one record (key + value + headers); a larger
-	// record is failed on its own before it is produced ("too large for
-	// Kafka"), so it is dead-lettered instead of failing its batch at the
-	// broker. Default 1 MiB; keep it at most the topics' max.message.bytes.
-	// BatchMaxBytes is raised to hold one such record.
-	MaxRecordBytes int
 
 	// ClientID is the Kafka client id the brokers see in their logs and
 	// quotas. Default "sluice".
@@ -161,17 +153,8 @@ func (c Config) withDefaults() Config {
 	if c.Acks == "" {
 		c.Acks = AcksAll
 	}
-	if c.MaxRecordBytes == 0 {
-		c.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	// A batch must hold the largest record with its batch and record
-	// overhead.
-	c.BatchMaxBytes = max(c.BatchMaxBytes, int32(min(c.MaxRecordBytes+recordOverhead, 1<<30)))
 	return c
 }
-
-// recordOverhead bounds a record batch's framing around one record.
-const recordOverhead = 1 << 10
 
 // clientOpts returns the producer options that follow from Security, Acks
 // and the partitioner; NewSink adds them to its own.
@@ -227,9 +210,6 @@ func (c Config) Validate() error {
 	}
 	if c.Acks != AcksAll && c.Acks != AcksLeader {
 		return &ConfigError{Field: "Acks", Reason: fmt.Sprintf("%q: want all or leader", c.Acks)}
-	}
-	if c.MaxRecordBytes < 1024 {
-		return &ConfigError{Field: "MaxRecordBytes", Reason: fmt.Sprintf("%d is below 1 KiB", c.MaxRecordBytes)}
 	}
 	return c.Security.SASL.validate()
 }
