@@ -147,12 +147,13 @@ func runPeers(root, tmp string, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	chains := map[string]string{"go": goDir, "rust": rustDir}
-	benthosBin, benthosVer := o.benthos, ""
-	if benthosVer, err = benthosVersion(filepath.Join(root, benthosDir)); err != nil {
+	benthosVer, err := benthosVersion(filepath.Join(root, benthosDir))
+	if err != nil {
 		return err
 	}
+	benthosBin := o.benthos
 	if hasBenthos && benthosBin == "" {
-		if benthosBin, benthosVer, err = benthosBuild(root, tmp, stderr); err != nil {
+		if benthosBin, err = benthosBuild(root, tmp, benthosVer, stderr); err != nil {
 			return err
 		}
 	}
