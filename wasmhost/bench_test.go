@@ -112,44 +112,153 @@ func BenchmarkShardSize(b *testing.B) {
 	}
 }
 
-// BenchmarkGetField measures the host side of get_field per call: path
-// from guest memory, cached path parse, sonic lookup, write into the guest
-// buffer. The per-record lookup cache is defeated by alternating records.
+// hostOpBench drives one host function over a 1,000-record batch held by
+// a live instance (its memory is the guest's side of the call), the way a
+// guest call does: one call state per batch, the records' indexes in a
+// chain run. before, when set, runs on every record (outside the timer)
+// at the start of each batch, like an earlier transform of the chain that
+// read the record; fresh makes every batch start from unindexed records.
+type hostOpBench struct {
+	in    *instance
+	st    *callState
+	run   *chainRun
+	order []int32
+	recs  []engine.Record
+	ctx   context.Context
+}
+
+func newHostOpBench(b *testing.B) *hostOpBench {
+	h := newHost(b, Config{})
+	addGuests(b, h, "noop")
+	v := h.transforms["noop"].current
+	in, err := v.acquire(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.release(in, true) })
+	o := &hostOpBench{in: in, st: &in.state}
+	o.recs = make([]engine.Record, benchBatch)
+	for i := range o.recs {
+		o.recs[i] = engine.Record{Value: []byte(benchEvent(i)), Format: engine.FormatJSON}
+	}
+	o.run, o.order = getRun(benchBatch)
+	o.ctx = context.WithValue(context.Background(), stateKey{}, o.st)
+	return o
+}
+
+// newBatch starts a new call over the batch; with index, every record is
+// indexed up to path first (as by an earlier transform), else from scratch.
+func (o *hostOpBench) newBatch(index string) {
+	for i := range o.order {
+		o.order[i] = int32(i)
+		o.run.docs[i].reset(nil)
+	}
+	o.st.resetIn(o.recs, o.order, o.run, 0)
+	if index != "" {
+		for i := range o.recs {
+			o.st.getField(int32(i), []byte(index))
+		}
+	}
+}
+
+// Scratch space in guest memory, past the Go heap in use.
+const benchPathAt, benchValAt, benchBufAt = 1 << 20, 1<<20 + 256, 1<<20 + 512
+
+// loop calls fn with stack on record i%1000 for every op, starting a new
+// batch (outside the timer) every 1,000 ops.
+func (o *hostOpBench) loop(b *testing.B, index string, fn api.GoModuleFunc, stack func(rec int) []uint64) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rec := i % benchBatch
+		if rec == 0 {
+			b.StopTimer()
+			o.newBatch(index)
+			b.StartTimer()
+		}
+		st := stack(rec)
+		fn(o.ctx, o.in.mod, st)
+		if api.DecodeI32(st[0]) < 0 {
+			b.Fatalf("status %d", api.DecodeI32(st[0]))
+		}
+	}
+}
+
+// BenchmarkGetField measures the host side of get_field per call: the path
+// read from guest memory, the compiled-path cache, the lookup, the write
+// into the guest buffer. indexed: the record was read before in the chain
+// (its index holds the field: what every lookup after a record's first
+// costs); first: the first lookup of a fresh record (scanning up to the
+// field); bytes: the byte-level reference (codec.Get on every lookup, the
+// host before the index).
 func BenchmarkGetField(b *testing.B) {
-	for _, path := range []string{"event", "geo.country", "props.ab"} {
-		b.Run(path, func(b *testing.B) {
-			h := newHost(b, Config{})
-			addGuests(b, h, "noop")
-			v := h.transforms["noop"].current
-			in, err := v.acquire(context.Background())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer v.release(in, true)
-			recs := jsonRecs(benchEvent(0), benchEvent(1))
-			in.state.reset(recs, 0)
-			ctx := context.WithValue(context.Background(), stateKey{}, &in.state)
-			// Scratch space in guest memory, past the Go heap in use.
-			const pathAt, bufAt = 1 << 20, 1<<20 + 256
-			in.mem.WriteString(pathAt, path)
-			fn := hostFuncs()[FuncGetField]
-			stack := make([]uint64, 5)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				stack[0], stack[1], stack[2], stack[3], stack[4] = uint64(i&1), pathAt, uint64(len(path)), bufAt, 256
-				fn(ctx, in.mod, stack)
-				if api.DecodeI32(stack[0]) <= 0 {
-					b.Fatalf("status %d", api.DecodeI32(stack[0]))
+	for _, mode := range []string{"indexed", "first", "bytes"} {
+		for _, path := range []string{"event", "geo.country", "props.ab"} {
+			b.Run(mode+"/"+path, func(b *testing.B) {
+				if mode == "bytes" {
+					useIndex = false
+					defer func() { useIndex = true }()
 				}
+				o := newHostOpBench(b)
+				o.in.mem.WriteString(benchPathAt, path)
+				fn := hostFuncs()[FuncGetField]
+				stack := make([]uint64, 5)
+				index := path
+				if mode == "first" {
+					index = ""
+				}
+				o.loop(b, index, fn, func(rec int) []uint64 {
+					stack[0], stack[1], stack[2], stack[3], stack[4] = uint64(rec), benchPathAt, uint64(len(path)), benchBufAt, 256
+					return stack
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkSetField measures set_string("region", "apac") per call, as
+// enrich makes it: a new field in a record an earlier transform indexed
+// (indexed), in a fresh record (first), and the byte-level reference
+// (bytes). It includes the record's copy-on-write for this call (carved
+// from the chain's slab) and keeping its index valid.
+func BenchmarkSetField(b *testing.B) {
+	benchEdit(b, FuncSetString, "region", "apac", "event")
+}
+
+// BenchmarkDeleteField measures delete_field("ua") per call, as redact
+// makes it (see BenchmarkSetField).
+func BenchmarkDeleteField(b *testing.B) {
+	benchEdit(b, FuncDeleteField, "ua", "", "event")
+}
+
+func benchEdit(b *testing.B, fnName, path, val, before string) {
+	for _, mode := range []string{"indexed", "first", "bytes"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "bytes" {
+				useIndex = false
+				defer func() { useIndex = true }()
 			}
+			o := newHostOpBench(b)
+			o.in.mem.WriteString(benchPathAt, path)
+			o.in.mem.WriteString(benchValAt, val)
+			fn := hostFuncs()[fnName]
+			stack := make([]uint64, 5)
+			index := before
+			if mode != "indexed" {
+				index = ""
+			}
+			o.loop(b, index, fn, func(rec int) []uint64 {
+				stack[0], stack[1], stack[2], stack[3], stack[4] = uint64(rec), benchPathAt, uint64(len(path)), benchValAt, uint64(len(val))
+				return stack
+			})
 		})
 	}
 }
 
-// BenchmarkSetField compares the two ways to edit a field: splicing bytes
-// (what set_field does) and sonic's ast Set + marshal.
-func BenchmarkSetField(b *testing.B) {
+// BenchmarkSpliceSetField compares the two byte-level ways to edit a field
+// on a fresh copy: splicing bytes (the reference edit) and sonic's ast Set
+// + marshal.
+func BenchmarkSpliceSetField(b *testing.B) {
 	doc := []byte(benchEvent(7))
 	p := codec.MustParsePath("region")
 	val := []byte(`"apac"`)
@@ -173,15 +282,4 @@ func BenchmarkSetField(b *testing.B) {
 			}
 		}
 	})
-}
-
-func BenchmarkDeleteField(b *testing.B) {
-	doc := []byte(benchEvent(7))
-	p := codec.MustParsePath("ua")
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := jsonDelete(doc, p); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

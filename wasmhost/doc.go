@@ -17,15 +17,22 @@
 // are joined back in input order: guests are single-threaded, so this is
 // how one batch uses more than one core. The records never enter the guest wholesale:
 // the guest pulls what it needs through the sluice_v1 host functions
-// (record_count, get_field by dotted path — parsed on demand with sonic,
-// cached per record —, get_string, record_value, record_topic, record_key,
-// record_header) into its own buffers, and pushes decisions back (drop,
-// set_field, set_string, delete_field, set_value, set_topic, set_key,
-// set_header, dead_letter, emit, and hash_field, which replaces a string
-// with its hex SHA-256 on the host). When the call returns the host assembles the output:
-// a record nobody edited is the very Record that came in (its bytes are
-// neither parsed nor copied); an edited record gets new bytes in which the
-// edit was spliced; emitted records follow their parent and inherit its Tag.
+// (record_count, get_field by dotted path, get_string, record_value,
+// record_topic, record_key, record_header) into its own buffers, and pushes
+// decisions back (drop, set_field, set_string, delete_field, set_value,
+// set_topic, set_key, set_header, dead_letter, emit, and hash_field, which
+// replaces a string with its hex SHA-256 on the host).
+//
+// Fields are found through a structural index per record (jsonindex.go):
+// the spans of the members scanned so far, built on the first access and
+// kept, with the record's doc slot, along the whole chain (chain.go), so a
+// field read by one transform is found by the next without scanning. An
+// edit splices the record's bytes (into a copy carved from the chain's slab
+// the first time a call edits the record) and shifts the index. When the
+// call returns the host assembles the output: a record nobody edited is the
+// very Record that came in (its bytes are neither parsed nor copied); an
+// edited record carries its spliced bytes; emitted records follow their
+// parent and inherit its Tag.
 // The ABI, for guests in any language, is guest-sdk/ABI.md; its names and
 // status codes are constants in abi.go.
 //

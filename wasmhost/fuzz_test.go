@@ -72,7 +72,6 @@ func FuzzHostFuncs(f *testing.F) {
 		}
 		valid := []bool{codec.Valid(recs[0].Value), true}
 		var st callState
-		st.paths = map[string]codec.Path{}
 		st.reset(recs, 4)
 		ctx := context.WithValue(context.Background(), stateKey{}, &st)
 		for step := 0; step < 3; step++ {
@@ -96,7 +95,7 @@ func FuzzHostFuncs(f *testing.F) {
 				}
 			}
 		}
-		out, dlq, _ := st.collect(recs, nil, "fuzz")
+		out, _, dlq, _ := st.collect(recs, make([]int32, len(recs)), nil, "fuzz")
 		if len(out)+len(dlq) > len(recs)+st.emitted {
 			t.Fatalf("%d out + %d dlq from %d records and %d emits", len(out), len(dlq), len(recs), st.emitted)
 		}

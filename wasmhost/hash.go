@@ -8,6 +8,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -26,25 +27,31 @@ func hashField(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, StatusBadMemory)
 		return
 	}
-	if api.DecodeI32(stack[3]) != HashSHA256 {
-		ret(stack, StatusUnsupported)
-		return
+	ret(stack, s.hashField(idx, rawPath, api.DecodeI32(stack[3])))
+}
+
+// hashField is hash_field on record idx.
+func (s *callState) hashField(idx int32, rawPath []byte, algo int32) int32 {
+	if algo != HashSHA256 {
+		return StatusUnsupported
 	}
-	r, p, v, err, st := s.editTarget(idx, rawPath)
-	if st != StatusOK {
-		ret(stack, st)
-		return
+	hp, ok := s.path(rawPath)
+	if !ok {
+		return StatusBadPath
 	}
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		return StatusInvalidJSON
+	}
+	v, err := s.lookup(idx, r, hp)
 	if err != nil {
-		ret(stack, editStatus(err))
-		return
+		return editStatus(err)
 	}
 	// The scratch holds the decoded string (when it has escapes), then the
 	// quoted digest after it.
 	str, scratch, st := unescapeInto(s.quoted[:0], v)
 	if st != StatusOK {
-		ret(stack, st)
-		return
+		return st
 	}
 	sum := sha256.Sum256(str)
 	at := len(scratch)
@@ -52,13 +59,7 @@ func hashField(ctx context.Context, mod api.Module, stack []uint64) {
 	scratch = hex.AppendEncode(scratch, sum[:])
 	scratch = append(scratch, '"')
 	s.quoted = scratch
-	doc, err := jsonSetAt(r.Value, p, scratch[at:], v, nil, s.recs[idx].ownValue)
-	if err != nil {
-		ret(stack, editStatus(err))
-		return
-	}
-	s.setValue(idx, doc)
-	ret(stack, StatusOK)
+	return s.setPath(idx, r, hp, scratch[at:])
 }
 
 // unescapeInto returns the decoded contents of the JSON string token raw,

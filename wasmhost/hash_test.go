@@ -28,7 +28,7 @@ type hashCall struct {
 const hashPathAt = 1 << 20
 
 func newHashCall(tb testing.TB, recs ...engine.Record) *hashCall {
-	c := &hashCall{in: fuzzInstance(tb), st: &callState{paths: map[string]codec.Path{}}, fn: hostFuncs()[FuncHashField]}
+	c := &hashCall{in: fuzzInstance(tb), st: &callState{}, fn: hostFuncs()[FuncHashField]}
 	c.st.reset(recs, 4)
 	return c
 }

@@ -159,8 +159,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			if !ok {
 				return
 			}
-			s.recs[idx].dropped = true
-			ret(stack, StatusOK)
+			ret(stack, s.drop(idx))
 		},
 		FuncSetField: func(ctx context.Context, mod api.Module, stack []uint64) {
 			setField(ctx, mod, stack, false)
@@ -178,18 +177,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			r, _, v, err, st := s.editTarget(idx, rawPath)
-			if st != StatusOK {
-				ret(stack, st)
-				return
-			}
-			doc, err := jsonDeleteAt(r.Value, v, err, s.recs[idx].ownValue)
-			if err != nil {
-				ret(stack, editStatus(err))
-				return
-			}
-			s.setValue(idx, doc)
-			ret(stack, StatusOK)
+			ret(stack, s.deleteField(idx, rawPath))
 		},
 		FuncSetValue: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx, ok := recordArg(ctx, stack)
@@ -201,13 +189,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			r := s.record(idx)
-			if r.Format == engine.FormatJSON && !codec.Valid(val) {
-				ret(stack, StatusInvalidJSON)
-				return
-			}
-			s.setValue(idx, append([]byte(nil), val...))
-			ret(stack, StatusOK)
+			ret(stack, s.setWhole(idx, val))
 		},
 		FuncSetTopic: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx, ok := recordArg(ctx, stack)
@@ -219,10 +201,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			if r := s.record(idx); r.Topic != string(t) {
-				s.edit(idx).Topic = s.topic(t)
-			}
-			ret(stack, StatusOK)
+			ret(stack, s.setTopic(idx, t))
 		},
 		FuncSetKey: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx, ok := recordArg(ctx, stack)
@@ -234,12 +213,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			key := s.clone(k)
-			if key == nil {
-				key = []byte{} // an empty key, not no key
-			}
-			s.edit(idx).Key = key
-			ret(stack, StatusOK)
+			ret(stack, s.setKey(idx, k))
 		},
 		FuncSetHeader: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx, ok := recordArg(ctx, stack)
@@ -265,12 +239,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				ret(stack, StatusBadMemory)
 				return
 			}
-			if len(reason) > 1024 {
-				reason = reason[:1024]
-			}
-			st := &s.recs[idx]
-			st.dead, st.reason = true, string(reason)
-			ret(stack, StatusOK)
+			ret(stack, s.deadLetter(idx, reason))
 		},
 		FuncEmit: func(ctx context.Context, mod api.Module, stack []uint64) {
 			s, idx, ok := recordArg(ctx, stack)
@@ -309,28 +278,57 @@ func setField(ctx context.Context, mod api.Module, stack []uint64, quote bool) {
 		ret(stack, StatusBadMemory)
 		return
 	}
-	r, p, v, err, st := s.editTarget(idx, rawPath)
-	if st != StatusOK {
-		ret(stack, st)
-		return
+	ret(stack, s.setField(idx, rawPath, val, quote))
+}
+
+// The decisions, shared by the per-record host functions and apply. Each
+// returns a status; idx is a valid record index.
+
+func (s *callState) drop(idx int32) int32 {
+	s.recs[idx].dropped = true
+	return StatusOK
+}
+
+func (s *callState) deadLetter(idx int32, reason []byte) int32 {
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
 	}
-	if quote {
-		s.quoted = appendQuoted(s.quoted[:0], unsafeString(val))
-		val = s.quoted
-	} else {
-		if !codec.Valid(val) {
-			ret(stack, StatusInvalidJSON)
-			return
-		}
-		val = trimSpace(val)
+	st := &s.recs[idx]
+	st.dead, st.reason = true, string(reason)
+	return StatusOK
+}
+
+// maxReason caps a dead-letter reason, in bytes.
+const maxReason = 1024
+
+func (s *callState) setWhole(idx int32, val []byte) int32 {
+	r := s.record(idx)
+	if r.Format == engine.FormatJSON && !codec.Valid(val) {
+		return StatusInvalidJSON
 	}
-	doc, err := jsonSetAt(r.Value, p, val, v, err, s.recs[idx].ownValue)
-	if err != nil {
-		ret(stack, editStatus(err))
-		return
+	var v []byte
+	if len(val) > 0 {
+		v = s.run.slab.alloc(len(val), len(val)+spliceSlack)
+		copy(v, val)
 	}
-	s.setValue(idx, doc)
-	ret(stack, StatusOK)
+	s.setValue(idx, v)
+	return StatusOK
+}
+
+func (s *callState) setTopic(idx int32, t []byte) int32 {
+	if r := s.record(idx); r.Topic != string(t) {
+		s.edit(idx).Topic = s.topic(t)
+	}
+	return StatusOK
+}
+
+func (s *callState) setKey(idx int32, k []byte) int32 {
+	key := s.clone(k)
+	if key == nil {
+		key = []byte{} // an empty key, not no key
+	}
+	s.edit(idx).Key = key
+	return StatusOK
 }
 
 // unsafeString views b as a string without copying; b must not change

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
-	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -122,7 +121,6 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		stdout: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stdout"},
 		stderr: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stderr"},
 	}
-	in.state.paths = make(map[string]codec.Path)
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStdout(in.stdout).
@@ -248,17 +246,19 @@ func (v *version) close() {
 	})
 }
 
-// run calls the guest over recs on one instance and returns its output.
-// A failed call returns a *TrapError (the instance is then discarded) or,
-// when ctx itself is done, ctx's error.
-func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, tally, error) {
+// run calls the guest over recs (whose docs are order's slots in cr) on
+// one instance and returns its output, the output's doc slots, and dlq
+// with the call's dead letters appended. A failed call returns a
+// *TrapError (the instance is then discarded) or, when ctx itself is done,
+// ctx's error.
+func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, cr *chainRun, dlq []engine.DLQEntry) ([]engine.Record, []int32, []engine.DLQEntry, tally, error) {
 	in, err := v.acquire(ctx)
 	if err != nil {
-		return recs, dlq, tally{}, err
+		return recs, order, dlq, tally{}, err
 	}
 	h := v.host
 	st := &in.state
-	st.reset(recs, h.cfg.MaxEmitPerCall)
+	st.resetIn(recs, order, cr, h.cfg.MaxEmitPerCall)
 	in.stdout.reset()
 	in.stderr.reset()
 	deadline := h.cfg.deadline(len(recs))
@@ -274,14 +274,14 @@ func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DL
 
 	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
 		v.noteCost(took, len(recs))
-		out, dlq, t := st.collect(recs, dlq, v.name)
+		out, outOrder, dlq, t := st.collect(recs, order, dlq, v.name)
 		v.notePeak(in)
 		recycle := h.cfg.RecycleAbove > 0 && int64(in.mem.Size()) > h.cfg.RecycleAbove
 		if recycle {
 			h.cfg.Hooks.recycle(v.name, "memory")
 		}
 		v.release(in, recycle)
-		return out, dlq, t, nil
+		return out, outOrder, dlq, t, nil
 	}
 	if callErr == nil {
 		// The guest aborted: its instance is still sound.
@@ -289,12 +289,12 @@ func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DL
 		v.release(in, false)
 		v.counters.traps.Add(1)
 		h.cfg.Hooks.trap(v.name, TrapAbort)
-		return recs, dlq, tally{}, &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("sluice_process returned %d", code)}
+		return recs, order, dlq, tally{}, &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("sluice_process returned %d", code)}
 	}
 	if ctx.Err() != nil {
 		h.cfg.Hooks.recycle(v.name, "canceled")
 		v.release(in, true)
-		return recs, dlq, tally{}, ctx.Err()
+		return recs, order, dlq, tally{}, ctx.Err()
 	}
 	te := v.classify(in, callErr, deadline)
 	v.notePeak(in)
@@ -302,7 +302,7 @@ func (v *version) run(ctx context.Context, recs []engine.Record, dlq []engine.DL
 	h.cfg.Hooks.trap(v.name, te.Kind)
 	h.cfg.Hooks.recycle(v.name, string(te.Kind))
 	v.release(in, true)
-	return recs, dlq, tally{}, te
+	return recs, order, dlq, tally{}, te
 }
 
 // classify names a failed call.

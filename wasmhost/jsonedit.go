@@ -128,31 +128,43 @@ func jsonDeleteAt(doc []byte, v []byte, err error, own bool) ([]byte, error) {
 	if len(v) == len(trimSpace(doc)) && span(doc, v) == span(doc, trimSpace(doc)) {
 		return nil, errNotObject // the root itself
 	}
-	vs, ve := span(doc, v), span(doc, v)+len(v)
+	vs := span(doc, v)
+	from, to, err := deleteSpan(doc, vs, vs+len(v))
+	if err != nil {
+		return nil, err
+	}
+	return spliceOwn(doc, from, to, nil, own), nil
+}
+
+// deleteSpan returns the bytes [from, to) to remove from doc to delete
+// the member (or array element) whose value is doc[vs:ve]: its key, the
+// value, and the comma after it (with the spaces up to the next member),
+// else the comma before it.
+func deleteSpan(doc []byte, vs, ve int) (from, to int, err error) {
 	start := vs
 	// Object member: walk back over `"key"\s*:\s*`.
 	i := skipSpaceBack(doc, vs-1)
 	if i >= 0 && doc[i] == ':' {
 		i = skipSpaceBack(doc, i-1)
 		if i < 0 || doc[i] != '"' {
-			return nil, codec.ErrInvalid
+			return 0, 0, codec.ErrInvalid
 		}
 		q := openingQuote(doc, i)
 		if q < 0 {
-			return nil, codec.ErrInvalid
+			return 0, 0, codec.ErrInvalid
 		}
 		start = q
 	}
 	// Remove the trailing comma if any, else the leading one.
 	j := skipSpace(doc, ve)
 	if j < len(doc) && doc[j] == ',' {
-		return spliceOwn(doc, start, skipSpace(doc, j+1), nil, own), nil
+		return start, skipSpace(doc, j+1), nil
 	}
 	k := skipSpaceBack(doc, start-1)
 	if k >= 0 && doc[k] == ',' {
-		return spliceOwn(doc, k, ve, nil, own), nil
+		return k, ve, nil
 	}
-	return spliceOwn(doc, start, ve, nil, own), nil
+	return start, ve, nil
 }
 
 // openingQuote returns the index of the quote that opens the string whose

@@ -73,12 +73,14 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 	if k := p.host.shardCount(c, len(recs)); k > 1 {
 		return p.processSharded(ctx, c, recs, dlq, k)
 	}
+	cr, order := getRun(len(recs))
+	defer putRun(cr)
 	for _, v := range c.versions {
 		if len(recs) == 0 {
 			break
 		}
 		var err error
-		recs, dlq, err = p.host.runVersion(ctx, v, recs, dlq, p.host.cfg.OnTrap)
+		recs, order, dlq, err = p.host.runIn(ctx, v, recs, order, cr, dlq, p.host.cfg.OnTrap)
 		if err != nil {
 			return nil, dlq, err
 		}
@@ -86,52 +88,65 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 	return recs, dlq, nil
 }
 
-// runVersion is one transform over one batch, with the trap policy.
+// runVersion is one transform over one batch outside a chain, with the
+// trap policy.
 func (h *Host) runVersion(ctx context.Context, v *version, recs []engine.Record, dlq []engine.DLQEntry, policy TrapPolicy) ([]engine.Record, []engine.DLQEntry, error) {
+	cr, order := getRun(len(recs))
+	defer putRun(cr)
+	out, _, dlq, err := h.runIn(ctx, v, recs, order, cr, dlq, policy)
+	return out, dlq, err
+}
+
+// runIn is one transform over one batch of a chain run (the records' docs
+// are order's slots in cr), with the trap policy. It returns the output,
+// its doc slots and dlq with the dead letters appended.
+func (h *Host) runIn(ctx context.Context, v *version, recs []engine.Record, order []int32, cr *chainRun, dlq []engine.DLQEntry, policy TrapPolicy) ([]engine.Record, []int32, []engine.DLQEntry, error) {
 	start := time.Now()
 	n := len(recs)
-	out, dlq2, t, err := v.run(ctx, recs, dlq)
+	out, outOrder, dlq2, t, err := v.run(ctx, recs, order, cr, dlq)
 	if err == nil {
 		h.cfg.Hooks.call(v.name, CallStats{RecordsIn: n, RecordsOut: t.out, Dropped: t.dropped, DeadLettered: t.dead, Emitted: t.emitted, Duration: time.Since(start)})
-		return out, dlq2, nil
+		return out, outOrder, dlq2, nil
 	}
 	var te *TrapError
 	if !errors.As(err, &te) {
-		return nil, dlq, err
+		return nil, nil, dlq, err
 	}
 	if ok, suppressed := v.trapLim.allow(); ok {
 		h.cfg.Logger.Warn("transform call failed", "transform", v.name, "kind", string(te.Kind), "records", n,
 			"reason", te.Reason(), "policy", policy.String(), "suppressed", suppressed)
 	}
 	if policy == TrapFailBatch {
-		return nil, dlq, te
+		return nil, nil, dlq, te
 	}
 	var res []engine.Record
+	var resOrder []int32
 	stats := CallStats{RecordsIn: n}
 	if n > 1 && h.cfg.IsolateTraps > 0 && te.Kind != TrapAbort {
-		res, dlq, err = h.isolate(ctx, v, recs, dlq, te, &stats)
+		res, resOrder, dlq, err = h.isolate(ctx, v, recs, order, cr, dlq, te, &stats)
 		if err != nil {
-			return nil, dlq, err
+			return nil, nil, dlq, err
 		}
 	} else {
 		for i := range recs {
 			dlq = append(dlq, engine.DLQEntry{Record: recs[i], Reason: te.Reason(), Stage: v.name})
 		}
 		stats.DeadLettered = n
-		res = recs[:0]
+		res, resOrder = recs[:0], order[:0]
 	}
 	stats.RecordsOut = len(res)
 	stats.Duration = time.Since(start)
 	h.cfg.Hooks.call(v.name, stats)
-	return res, dlq, nil
+	return res, resOrder, dlq, nil
 }
 
 // isolate reruns a trapped call's records one by one so only the records
 // that trap are dead-lettered. It stops isolating after IsolateTraps traps
 // and dead-letters the rest with the batch's reason: each trap costs a new
 // instance (and a deadline trap its deadline), so the cost is bounded.
-func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, dlq []engine.DLQEntry, first *TrapError, stats *CallStats) ([]engine.Record, []engine.DLQEntry, error) {
+func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, order []int32, cr *chainRun, dlq []engine.DLQEntry, first *TrapError, stats *CallStats) ([]engine.Record, []int32, []engine.DLQEntry, error) {
 	res := make([]engine.Record, 0, len(recs))
+	resOrder := make([]int32, 0, len(recs))
 	traps := 0
 	for i := range recs {
 		if traps >= h.cfg.IsolateTraps {
@@ -142,11 +157,12 @@ func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, dl
 			break
 		}
 		in := recs[i]
-		out, d, t, err := v.run(ctx, recs[i:i+1], dlq)
+		out, outOrder, d, t, err := v.run(ctx, recs[i:i+1], order[i:i+1], cr, dlq)
 		var te *TrapError
 		switch {
 		case err == nil:
 			res = append(res, out...)
+			resOrder = append(resOrder, outOrder...)
 			dlq = d
 			stats.Dropped += t.dropped
 			stats.DeadLettered += t.dead
@@ -156,10 +172,10 @@ func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, dl
 			dlq = append(dlq, engine.DLQEntry{Record: in, Reason: te.Reason(), Stage: v.name})
 			stats.DeadLettered++
 		default:
-			return nil, dlq, err
+			return nil, nil, dlq, err
 		}
 	}
-	return res, dlq, nil
+	return res, resOrder, dlq, nil
 }
 
 // SetPipeline sets (creating if needed) the named pipeline's chain. Every

@@ -137,13 +137,15 @@ func (p *Pipeline) processSharded(ctx context.Context, c *chain, recs []engine.R
 func (p *Pipeline) runShard(ctx context.Context, c *chain, recs []engine.Record, sh *shard, failed *atomic.Bool) {
 	h := p.host
 	out := recs[sh.lo:sh.hi:sh.hi]
+	cr, order := getRun(len(out))
+	defer putRun(cr)
 	for _, v := range c.versions {
 		if len(out) > 0 {
 			if failed.Load() {
 				return
 			}
 			var err error
-			out, sh.dlq, err = h.runVersion(ctx, v, out, sh.dlq, h.cfg.OnTrap)
+			out, order, sh.dlq, err = h.runIn(ctx, v, out, order, cr, sh.dlq, h.cfg.OnTrap)
 			if err != nil {
 				sh.err = err
 				failed.Store(true)

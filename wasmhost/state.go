@@ -20,15 +20,9 @@ type recState struct {
 	firstChild  int32 // emitted records of this one, -1 when none
 	lastChild   int32
 	nextSibling int32
-	ownHeaders  bool // rec.Headers is a private copy
-	ownValue    bool // rec.Value was made by the host in this call: edits go in place
-}
-
-// lookup is one cached get_field result.
-type lookup struct {
-	path string
-	val  []byte
-	err  int32
+	ownHeaders  bool  // rec.Headers is a private copy
+	ownValue    bool  // rec.Value was made by the host in this call: edits go in place
+	slot        int32 // the record's doc in the chain run
 }
 
 // callState is the host side of one guest call: the records, what the guest
@@ -40,18 +34,22 @@ type callState struct {
 	n       int // len(in)
 	emitted int
 	maxEmit int
+	run     *chainRun // the records' indexes and the slab, shared along the chain
+	own     chainRun  // the run of a call made outside a chain (tests, tools)
 
-	paths  map[string]codec.Path   // parsed paths, per instance
-	recent [recentPaths]codec.Path // the last paths used, checked before paths
-	next   int                     // the slot of recent to fill next
-	quoted []byte                  // set_string's scratch (grow-only)
-	topics [recentTopics]string    // the last topics set, reused (no allocation per record)
-	arena  []byte                  // small copies (keys, header values) are carved from it
-
-	// Lookups of the record cacheIdx since its last edit.
-	cacheIdx int32
-	cache    []lookup
+	paths  map[string]*hpath    // compiled paths, per instance
+	recent [recentPaths]*hpath  // the last paths used, checked before paths
+	next   int                  // the slot of recent to fill next
+	quoted []byte               // set_string's scratch (grow-only)
+	topics [recentTopics]string // the last topics set, reused (no allocation per record)
+	arena  []byte               // small copies (keys, header values) are carved from it
+	fetch  []byte               // fetch_field's scratch for decoded strings (grow-only)
 }
+
+// useIndex selects the structural index (jsonindex.go) for field lookups
+// and edits. Tests turn it off to run the byte-level reference path
+// (codec.Get and jsonedit.go) on the same records.
+var useIndex = true
 
 const (
 	maxPathCache = 1024
@@ -61,18 +59,31 @@ const (
 	arenaMax     = 256 // larger copies get their own allocation
 )
 
+// reset prepares a call over in outside a chain: the records get fresh
+// doc slots in the state's own run.
 func (s *callState) reset(in []engine.Record, maxEmit int) {
-	s.in, s.n, s.emitted, s.maxEmit = in, len(in), 0, maxEmit
+	for i := range s.own.docs[:s.own.used] {
+		s.own.docs[i].reset(nil)
+	}
+	s.own.used = 0
+	order := make([]int32, len(in))
+	for i := range order {
+		order[i] = s.own.newSlot()
+	}
+	s.resetIn(in, order, &s.own, maxEmit)
+}
+
+// resetIn prepares a call over in, whose docs are order's slots in run.
+func (s *callState) resetIn(in []engine.Record, order []int32, run *chainRun, maxEmit int) {
+	s.in, s.n, s.emitted, s.maxEmit, s.run = in, len(in), 0, maxEmit, run
 	if cap(s.recs) < len(in) {
 		s.recs = make([]recState, len(in), len(in)+len(in)/4)
 	} else {
 		s.recs = s.recs[:len(in)]
 	}
 	for i := range s.recs {
-		s.recs[i] = recState{parent: -1, firstChild: -1, lastChild: -1, nextSibling: -1}
+		s.recs[i] = recState{parent: -1, firstChild: -1, lastChild: -1, nextSibling: -1, slot: order[i]}
 	}
-	s.cacheIdx = -1
-	s.cache = s.cache[:0]
 }
 
 // release drops references to the batch so a pooled instance does not keep
@@ -81,7 +92,11 @@ func (s *callState) release() {
 	s.in = nil
 	clear(s.recs)
 	s.recs = s.recs[:0]
-	s.cache = s.cache[:0]
+	s.run = nil
+	for i := range s.own.docs[:s.own.used] {
+		s.own.docs[i].reset(nil)
+	}
+	s.own.used = 0
 }
 
 // valid reports whether idx names a record of this call.
@@ -104,10 +119,6 @@ func (s *callState) edit(idx int32) *engine.Record {
 		st.mod = true
 		st.ownValue = false
 	}
-	if idx == s.cacheIdx {
-		s.cacheIdx = -1
-		s.cache = s.cache[:0]
-	}
 	return &st.rec
 }
 
@@ -117,70 +128,160 @@ func (s *callState) setValue(idx int32, doc []byte) {
 	s.recs[idx].ownValue = true
 }
 
-// path returns the parsed path for raw (cached per instance: a guest uses a
-// handful of paths, so the last few are compared before the map is hashed).
-func (s *callState) path(raw []byte) (codec.Path, bool) {
-	for i := range s.recent {
-		if p := s.recent[i]; p.String() == string(raw) && len(raw) > 0 {
+// path returns the compiled path for raw (cached per instance: a guest
+// uses a handful of paths, so the last few are compared before the map is
+// hashed).
+func (s *callState) path(raw []byte) (*hpath, bool) {
+	for _, p := range s.recent {
+		if p != nil && p.p.String() == string(raw) {
 			return p, true
 		}
 	}
 	p, ok := s.paths[string(raw)]
 	if !ok {
-		var err error
-		if p, err = codec.ParsePath(string(raw)); err != nil {
-			return codec.Path{}, false
+		if p, ok = compilePath(string(raw)); !ok {
+			return nil, false
 		}
-		if len(s.paths) >= maxPathCache {
-			clear(s.paths)
+		if s.paths == nil || len(s.paths) >= maxPathCache {
+			s.paths = make(map[string]*hpath)
 		}
-		s.paths[p.String()] = p
+		s.paths[p.p.String()] = p
 	}
 	s.recent[s.next] = p
 	s.next = (s.next + 1) % recentPaths
 	return p, true
 }
 
-// cached returns the cached get_field lookup of rawPath in record idx as
-// codec.Get would: the value (a slice of the record's current Value) or
-// codec.ErrNotFound. ok is false when nothing usable is cached.
-// editTarget locates the field an edit (set, delete, hash) changes: it
-// compiles the path, checks the record is JSON, and looks the field up
-// through the per-record cache. st is StatusOK, or the status to answer
-// (BAD_PATH, INVALID_JSON); val and err are the lookup's result, which the
-// JSON edit functions take as they are (err may be codec.ErrNotFound).
-func (s *callState) editTarget(idx int32, rawPath []byte) (r *engine.Record, p codec.Path, val []byte, err error, st int32) {
-	p, ok := s.path(rawPath)
-	if !ok {
-		return nil, p, nil, nil, StatusBadPath
+// doc returns the structural index of record idx's current value (a JSON
+// record), re-indexing when the value is not the one indexed.
+func (s *callState) doc(idx int32) *doc {
+	d := &s.run.docs[s.recs[idx].slot]
+	if v := s.record(idx).Value; !d.describes(v) {
+		d.reset(v)
 	}
-	r = s.record(idx)
-	if r.Format != engine.FormatJSON {
-		return nil, p, nil, nil, StatusInvalidJSON
-	}
-	val, err, hit := s.cached(idx, rawPath)
-	if !hit {
-		val, err = codec.Get(r.Value, p)
-	}
-	return r, p, val, err, StatusOK
+	return d
 }
 
-func (s *callState) cached(idx int32, rawPath []byte) (val []byte, err error, ok bool) {
-	if idx != s.cacheIdx {
-		return nil, nil, false
-	}
-	for i := range s.cache {
-		if c := &s.cache[i]; c.path == string(rawPath) {
-			switch c.err {
-			case StatusOK:
-				return c.val, nil, true
-			case StatusNotFound:
-				return nil, codec.ErrNotFound, true
+// editor returns how record idx's next edit gets its bytes.
+func (s *callState) editor(idx int32) editor {
+	return editor{own: s.recs[idx].ownValue, slab: &s.run.slab}
+}
+
+// lookup returns the value at hp in JSON record r (index idx), as
+// codec.Get would: a slice of its current Value, codec.ErrNotFound, or
+// codec.ErrInvalid for a broken document.
+func (s *callState) lookup(idx int32, r *engine.Record, hp *hpath) ([]byte, error) {
+	if useIndex {
+		v, found, ok := s.doc(idx).get(hp.segs)
+		if ok {
+			if !found {
+				return nil, codec.ErrNotFound
 			}
-			return nil, nil, false
+			return v, nil
 		}
 	}
-	return nil, nil, false
+	return codec.Get(r.Value, hp.p)
+}
+
+// getField looks up rawPath in record idx: the raw JSON value, or a
+// status (BAD_PATH, INVALID_JSON for a record that is not JSON or is
+// broken, NOT_FOUND).
+func (s *callState) getField(idx int32, rawPath []byte) ([]byte, int32) {
+	hp, ok := s.path(rawPath)
+	if !ok {
+		return nil, StatusBadPath
+	}
+	return s.getPath(idx, hp)
+}
+
+// getPath is getField with the path compiled.
+func (s *callState) getPath(idx int32, hp *hpath) ([]byte, int32) {
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		return nil, StatusInvalidJSON
+	}
+	v, err := s.lookup(idx, r, hp)
+	if err != nil {
+		if errorsIsNotFound(err) {
+			return nil, StatusNotFound
+		}
+		return nil, StatusInvalidJSON
+	}
+	return v, StatusOK
+}
+
+// setField sets the field at rawPath of record idx to val: JSON text, or,
+// with quote, a string the host quotes. It returns a status.
+func (s *callState) setField(idx int32, rawPath, val []byte, quote bool) int32 {
+	hp, ok := s.path(rawPath)
+	if !ok {
+		return StatusBadPath
+	}
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		return StatusInvalidJSON
+	}
+	if quote {
+		s.quoted = appendQuoted(s.quoted[:0], unsafeString(val))
+		val = s.quoted
+	} else {
+		if !codec.Valid(val) {
+			return StatusInvalidJSON
+		}
+		val = trimSpace(val)
+	}
+	return s.setPath(idx, r, hp, val)
+}
+
+// setPath sets hp in JSON record r (index idx) to val (valid, trimmed JSON
+// that does not alias the record).
+func (s *callState) setPath(idx int32, r *engine.Record, hp *hpath, val []byte) int32 {
+	if useIndex {
+		out, err, ok := s.doc(idx).set(s.editor(idx), hp, val)
+		if ok {
+			if err != nil {
+				return editStatus(err)
+			}
+			s.setValue(idx, out)
+			return StatusOK
+		}
+	}
+	v, err := codec.Get(r.Value, hp.p)
+	out, err := jsonSetAt(r.Value, hp.p, val, v, err, s.recs[idx].ownValue)
+	if err != nil {
+		return editStatus(err)
+	}
+	s.setValue(idx, out)
+	return StatusOK
+}
+
+// deleteField deletes the field at rawPath of record idx.
+func (s *callState) deleteField(idx int32, rawPath []byte) int32 {
+	hp, ok := s.path(rawPath)
+	if !ok {
+		return StatusBadPath
+	}
+	r := s.record(idx)
+	if r.Format != engine.FormatJSON {
+		return StatusInvalidJSON
+	}
+	if useIndex {
+		out, err, ok := s.doc(idx).del(s.editor(idx), hp)
+		if ok {
+			if err != nil {
+				return editStatus(err)
+			}
+			s.setValue(idx, out)
+			return StatusOK
+		}
+	}
+	v, err := codec.Get(r.Value, hp.p)
+	out, err := jsonDeleteAt(r.Value, v, err, s.recs[idx].ownValue)
+	if err != nil {
+		return editStatus(err)
+	}
+	s.setValue(idx, out)
+	return StatusOK
 }
 
 // topic returns t as a string, reusing one of the last topics set when
@@ -211,42 +312,6 @@ func (s *callState) clone(b []byte) []byte {
 	at := len(s.arena)
 	s.arena = append(s.arena, b...)
 	return s.arena[at : at+n : at+n]
-}
-
-// getField looks up path in record idx, through the per-record cache.
-func (s *callState) getField(idx int32, rawPath []byte) ([]byte, int32) {
-	if idx == s.cacheIdx {
-		for i := range s.cache {
-			if s.cache[i].path == string(rawPath) {
-				return s.cache[i].val, s.cache[i].err
-			}
-		}
-	}
-	p, ok := s.path(rawPath)
-	if !ok {
-		return nil, StatusBadPath
-	}
-	r := s.record(idx)
-	var val []byte
-	status := StatusOK
-	if r.Format != engine.FormatJSON {
-		status = StatusInvalidJSON
-	} else if v, err := codec.Get(r.Value, p); err != nil {
-		status = StatusNotFound
-		if !errorsIsNotFound(err) {
-			status = StatusInvalidJSON
-		}
-	} else {
-		val = v
-	}
-	if idx != s.cacheIdx {
-		s.cacheIdx = idx
-		s.cache = s.cache[:0]
-	}
-	if len(s.cache) < 8 {
-		s.cache = append(s.cache, lookup{path: p.String(), val: val, err: status})
-	}
-	return val, status
 }
 
 // header returns the first header named name.
@@ -288,8 +353,11 @@ func (s *callState) emit(parent int32, val []byte) int32 {
 		lastChild:   -1,
 		nextSibling: -1,
 	}
-	child.rec.Value = bytes.Clone(val)
-	child.rec.Headers = append([]engine.Header(nil), p.Headers...)
+	child.rec.Value = s.run.slab.clone(val)
+	child.slot = s.run.newSlot()
+	if p.Headers != nil {
+		child.rec.Headers = append([]engine.Header(nil), p.Headers...)
+	}
 	child.ownHeaders = true
 	child.ownValue = true
 	// Children hang off the batch record they descend from.
@@ -318,15 +386,19 @@ type tally struct {
 
 // collect writes the call's output into recs' backing array when the call
 // emitted nothing (the output is never longer than the input then), else
-// into a new slice, and appends dead letters.
-func (s *callState) collect(recs []engine.Record, dlq []engine.DLQEntry, stage string) ([]engine.Record, []engine.DLQEntry, tally) {
+// into a new slice, and appends dead letters. outOrder maps the output
+// records to their doc slots (order is the input's; it is compacted in
+// place the same way).
+func (s *callState) collect(recs []engine.Record, order []int32, dlq []engine.DLQEntry, stage string) ([]engine.Record, []int32, []engine.DLQEntry, tally) {
 	var t tally
 	t.emitted = s.emitted
 	var out []engine.Record
+	var outOrder []int32
 	if s.emitted == 0 {
-		out = recs[:0]
+		out, outOrder = recs[:0], order[:0]
 	} else {
 		out = make([]engine.Record, 0, s.n+s.emitted)
+		outOrder = make([]int32, 0, s.n+s.emitted)
 	}
 	for i := 0; i < s.n; i++ {
 		in := recs[i]
@@ -339,8 +411,10 @@ func (s *callState) collect(recs []engine.Record, dlq []engine.DLQEntry, stage s
 			t.dropped++
 		case st.mod:
 			out = append(out, st.rec)
+			outOrder = append(outOrder, st.slot)
 		default:
 			out = append(out, in)
+			outOrder = append(outOrder, st.slot)
 		}
 		for c := st.firstChild; c >= 0; c = s.recs[c].nextSibling {
 			cs := &s.recs[c]
@@ -352,9 +426,10 @@ func (s *callState) collect(recs []engine.Record, dlq []engine.DLQEntry, stage s
 				t.dropped++
 			default:
 				out = append(out, cs.rec)
+				outOrder = append(outOrder, cs.slot)
 			}
 		}
 	}
 	t.out = len(out)
-	return out, dlq, t
+	return out, outOrder, dlq, t
 }
