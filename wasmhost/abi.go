@@ -55,7 +55,48 @@ const (
 	FuncDeadLetter   = "dead_letter"   // (rec, reason, reason_len) -> status
 	FuncEmit         = "emit"          // (parent, val, val_len) -> new rec | status
 	FuncHashField    = "hash_field"    // (rec, path, path_len, algo) -> status
+
+	// Per-batch functions: one call serves every record of the batch.
+	FuncFetchField  = "fetch_field"  // (path, path_len, mode, tab, buf, cap) -> total len | status
+	FuncRecordKinds = "record_kinds" // (buf, cap) -> n | status
+	FuncApply       = "apply"        // (ops, ops_len, res, res_cap) -> failed ops | status
 )
+
+// Modes of fetch_field.
+const (
+	// FetchRaw fetches raw JSON text, as get_field.
+	FetchRaw int32 = 0
+	// FetchString fetches decoded strings, as get_string.
+	FetchString int32 = 1
+)
+
+// Record kinds written by record_kinds, one byte per record.
+const (
+	KindNotJSON byte = 0 // the record is not JSON (raw bytes)
+	KindObject  byte = 1 // a JSON object
+	KindArray   byte = 2 // a JSON array
+	KindScalar  byte = 3 // another JSON value (string, number, true, false, null)
+)
+
+// Op codes of apply's decision buffer. Each op has the effect of the
+// per-record function it names.
+const (
+	OpDrop        byte = 1  // drop(rec)
+	OpDeadLetter  byte = 2  // dead_letter(rec, a = reason)
+	OpSetField    byte = 3  // set_field(rec, a = path, b = JSON value)
+	OpSetString   byte = 4  // set_string(rec, a = path, b = string)
+	OpDeleteField byte = 5  // delete_field(rec, a = path)
+	OpSetValue    byte = 6  // set_value(rec, a = value)
+	OpSetTopic    byte = 7  // set_topic(rec, a = topic)
+	OpSetKey      byte = 8  // set_key(rec, a = key)
+	OpSetHeader   byte = 9  // set_header(rec, a = name, b = value)
+	OpHashField   byte = 10 // hash_field(rec, a = path, algo = the op's arg byte)
+)
+
+// OpHeaderSize is the size of an op's fixed header: op u8, arg u8, two
+// zero bytes, rec i32, a_len u32, b_len u32 (little-endian); a's bytes and
+// then b's follow.
+const OpHeaderSize = 16
 
 // Hash algorithms of hash_field (its algo parameter).
 const (
@@ -78,6 +119,7 @@ const (
 	StatusLimit       int32 = -6 // a per-call limit (emits, value size) was hit
 	StatusWrongType   int32 = -7 // the value is not of the requested JSON type
 	StatusUnsupported int32 = -8 // an argument names something this host lacks (a hash algorithm)
+	StatusMalformed   int32 = -9 // apply's decision buffer is malformed: nothing was applied
 )
 
 // wasiAllowed lists the WASI functions a Go (or TinyGo, Rust) reactor
@@ -118,4 +160,7 @@ var hostFuncParams = map[string]int{
 	FuncDeadLetter:   3,
 	FuncEmit:         3,
 	FuncHashField:    4,
+	FuncFetchField:   6,
+	FuncRecordKinds:  2,
+	FuncApply:        4,
 }

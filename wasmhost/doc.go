@@ -21,7 +21,10 @@
 // record_topic, record_key, record_header) into its own buffers, and pushes
 // decisions back (drop, set_field, set_string, delete_field, set_value,
 // set_topic, set_key, set_header, dead_letter, emit, and hash_field, which
-// replaces a string with its hex SHA-256 on the host).
+// replaces a string with its hex SHA-256 on the host). The per-batch
+// functions serve a whole batch per call: fetch_field reads one path of
+// every record, record_kinds tells every record's kind, apply hands over a
+// buffer of decisions.
 //
 // Fields are found through a structural index per record (jsonindex.go):
 // the spans of the members scanned so far, built on the first access and

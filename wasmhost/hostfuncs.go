@@ -261,7 +261,10 @@ func hostFuncs() map[string]api.GoModuleFunc {
 			}
 			ret(stack, s.emit(idx, val))
 		},
-		FuncHashField: hashField,
+		FuncHashField:   hashField,
+		FuncFetchField:  fetchField,
+		FuncRecordKinds: recordKinds,
+		FuncApply:       apply,
 	}
 }
 

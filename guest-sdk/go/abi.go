@@ -40,9 +40,49 @@ const (
 	// (get_string on a number).
 	StatusWrongType int32 = -7
 	// StatusUnsupported: an argument names something the host lacks (an
-	// unknown hash algorithm).
+	// unknown hash algorithm, an unknown fetch mode).
 	StatusUnsupported int32 = -8
+	// StatusMalformed: the decision buffer passed to apply is malformed;
+	// nothing was applied.
+	StatusMalformed int32 = -9
 )
+
+// Modes of fetch_field.
+const (
+	// FetchRaw fetches raw JSON text (as get_field).
+	FetchRaw int32 = 0
+	// FetchString fetches decoded strings (as get_string).
+	FetchString int32 = 1
+)
+
+// Record kinds written by record_kinds, one byte per record.
+const (
+	// KindNotJSON: a raw record.
+	KindNotJSON byte = 0
+	// KindObject: a JSON object.
+	KindObject byte = 1
+	// KindArray: a JSON array.
+	KindArray byte = 2
+	// KindScalar: another JSON value.
+	KindScalar byte = 3
+)
+
+// Op codes of apply's decision buffer (see guest-sdk/ABI.md).
+const (
+	OpDrop        byte = 1  // drop(rec)
+	OpDeadLetter  byte = 2  // dead_letter(rec, a = reason)
+	OpSetField    byte = 3  // set_field(rec, a = path, b = JSON value)
+	OpSetString   byte = 4  // set_string(rec, a = path, b = string)
+	OpDeleteField byte = 5  // delete_field(rec, a = path)
+	OpSetValue    byte = 6  // set_value(rec, a = value)
+	OpSetTopic    byte = 7  // set_topic(rec, a = topic)
+	OpSetKey      byte = 8  // set_key(rec, a = key)
+	OpSetHeader   byte = 9  // set_header(rec, a = name, b = value)
+	OpHashField   byte = 10 // hash_field(rec, a = path, algo = the op's arg byte)
+)
+
+// OpHeaderSize is the size of an op's header in apply's buffer.
+const OpHeaderSize = 16
 
 // Hash algorithms of the hash_field host function.
 const (
