@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
 )
 
 // TestABIKitchen drives every host function through the kitchen guest.
@@ -149,5 +150,27 @@ func TestBatchHandler(t *testing.T) {
 	out, dlq = process(t, h, "p", []string{"batcher"}, `{"id":1}`, `{"id":2,"fail":true}`)
 	if len(out) != 0 || len(dlq) != 2 || dlq[0].Reason != "batch rejected" || dlq[1].Reason != "batch rejected" {
 		t.Fatalf("out %q dlq %+v", values(out), dlq)
+	}
+}
+
+// TestRandomGetIsRandom: random_get gives every instance its own random
+// bytes (wazero's default source is a fixed seed: two fresh instances
+// would read the same bytes).
+func TestRandomGetIsRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		h := newHost(t, Config{PoolSize: 1})
+		addGuests(t, h, "kitchen")
+		out, _ := process(t, h, "p", []string{"kitchen"}, `{"op":"rand"}`, `{"op":"rand"}`)
+		for _, r := range out {
+			v, err := codec.Get(r.Value, codec.MustParsePath("rand"))
+			if err != nil || len(v) != 34 {
+				t.Fatalf("rand = %s, %v", v, err)
+			}
+			if seen[string(v)] {
+				t.Fatalf("random bytes repeated: %s", v)
+			}
+			seen[string(v)] = true
+		}
 	}
 }

@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -124,7 +125,10 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStdout(in.stdout).
-		WithStderr(in.stderr)
+		WithStderr(in.stderr).
+		// random_get gets real randomness: wazero's default source is a
+		// fixed-seed generator, the same sequence in every instance.
+		WithRandSource(rand.Reader)
 	if v.hasInit {
 		mc = mc.WithStartFunctions(ExportInitialize)
 	} else {

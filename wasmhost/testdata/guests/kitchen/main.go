@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -68,6 +70,11 @@ func init() {
 		case "raw":
 			raw := rec.Raw()
 			return rec.SetValue([]byte(fmt.Sprintf(`{"wrapped":%s}`, raw)))
+		case "rand":
+			// random_get: 16 bytes from the host's source.
+			var b [16]byte
+			rand.Read(b[:])
+			return rec.SetString("rand", hex.EncodeToString(b[:]))
 		case "badjson":
 			if err := rec.SetValue([]byte("{nope")); !errors.Is(err, sluice.ErrInvalidJSON) {
 				return fmt.Errorf("want ErrInvalidJSON, got %v", err)
