@@ -237,7 +237,7 @@ func sampleRecs() []engine.Record {
 // decisionsOf returns what a call decided, for comparison.
 func decisionsOf(st *callState, recs []engine.Record) string {
 	in := append([]engine.Record(nil), recs...)
-	out, _, dlq, t := st.collect(in, make([]int32, len(in)), nil, "s")
+	out, dlq, t := st.collect(in, nil, "s")
 	return fmt.Sprintf("%+v\n%+v\n%+v", out, dlq, t)
 }
 

@@ -95,7 +95,7 @@ func FuzzHostFuncs(f *testing.F) {
 				}
 			}
 		}
-		out, _, dlq, _ := st.collect(recs, make([]int32, len(recs)), nil, "fuzz")
+		out, dlq, _ := st.collect(recs, nil, "fuzz")
 		if len(out)+len(dlq) > len(recs)+st.emitted {
 			t.Fatalf("%d out + %d dlq from %d records and %d emits", len(out), len(dlq), len(recs), st.emitted)
 		}

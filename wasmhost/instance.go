@@ -278,7 +278,7 @@ func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, 
 
 	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
 		v.noteCost(took, len(recs))
-		out, outOrder, dlq, t := st.collect(recs, order, dlq, v.name)
+		out, outOrder, dlq, t := st.collectIn(recs, order, dlq, v.name)
 		v.notePeak(in)
 		recycle := h.cfg.RecycleAbove > 0 && int64(in.mem.Size()) > h.cfg.RecycleAbove
 		if recycle {

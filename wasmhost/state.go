@@ -44,6 +44,7 @@ type callState struct {
 	topics [recentTopics]string // the last topics set, reused (no allocation per record)
 	arena  []byte               // small copies (keys, header values) are carved from it
 	fetch  []byte               // fetch_field's scratch for decoded strings (grow-only)
+	order  []int32              // collect's scratch
 }
 
 // useIndex selects the structural index (jsonindex.go) for field lookups
@@ -384,12 +385,22 @@ type tally struct {
 	out, dropped, dead, emitted int
 }
 
-// collect writes the call's output into recs' backing array when the call
-// emitted nothing (the output is never longer than the input then), else
-// into a new slice, and appends dead letters. outOrder maps the output
+// collect is collectIn for a call outside a chain: the output's doc slots
+// are not kept.
+func (s *callState) collect(recs []engine.Record, dlq []engine.DLQEntry, stage string) ([]engine.Record, []engine.DLQEntry, tally) {
+	if cap(s.order) < len(recs) {
+		s.order = make([]int32, len(recs))
+	}
+	out, _, dlq, t := s.collectIn(recs, s.order[:len(recs)], dlq, stage)
+	return out, dlq, t
+}
+
+// collectIn writes the call's output into recs' backing array when the
+// call emitted nothing (the output is never longer than the input then),
+// else into a new slice, and appends dead letters. outOrder maps the output
 // records to their doc slots (order is the input's; it is compacted in
 // place the same way).
-func (s *callState) collect(recs []engine.Record, order []int32, dlq []engine.DLQEntry, stage string) ([]engine.Record, []int32, []engine.DLQEntry, tally) {
+func (s *callState) collectIn(recs []engine.Record, order []int32, dlq []engine.DLQEntry, stage string) ([]engine.Record, []int32, []engine.DLQEntry, tally) {
 	var t tally
 	t.emitted = s.emitted
 	var out []engine.Record
