@@ -108,6 +108,5 @@ func (l *adminListener) serve(ctx *fasthttp.RequestCtx) {
 		(*h)(ctx)
 		return
 	}
-	writeError(ctx, errors.New("not found: the admin API is not enabled (set --admin-token)"), 0)
-	ctx.SetStatusCode(fasthttp.StatusNotFound)
+	admin.NotEnabled(ctx)
 }

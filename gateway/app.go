@@ -338,9 +338,10 @@ func (a *App) startAdmin(context.Context) (func(context.Context) error, error) {
 		api = h
 	}
 	if err := a.admin.start(api); err != nil {
+		api.Close()
 		return nil, err
 	}
-	return a.admin.stop, nil
+	return stopAdmin(a.admin.stop, api), nil
 }
 
 // newAdminAPI builds the admin REST API over the WASM host and the
@@ -359,6 +360,7 @@ func (a *App) newAdminAPI() (*admin.Handler, error) {
 	if hs := a.gov.Heap(); hs != nil {
 		deps.HeapBytes = func() uint64 { return uint64(max(hs.HeapBytes(), 0)) }
 	}
+	a.consoleDeps(&deps)
 	return admin.New(admin.Config{Token: a.cfg.AdminToken}, deps)
 }
 

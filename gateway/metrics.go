@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/gateway/admin"
 )
 
 // Metric names. They are an interface (dashboards and alerts depend on
@@ -127,6 +129,38 @@ type Metrics struct {
 	ackLatency     *metrics.PrometheusHistogram
 	recvBlockBytes *metrics.Gauge
 	dlq            map[string]*metrics.Counter
+
+	// Totals across labels and the sink's latency, for Traffic.
+	requestsTotal  atomic.Uint64
+	rejectionTotal atomic.Uint64
+	sinkWrites     atomic.Uint64
+	sinkNanos      atomic.Int64
+	sinkMaxNanos   atomic.Int64 // since the last Traffic call
+}
+
+var _ admin.TrafficReader = (*Metrics)(nil)
+
+// Traffic returns the counters behind the console's traffic charts (the
+// admin API's history): totals since start, and the longest sink write
+// since the previous call.
+func (m *Metrics) Traffic() admin.Traffic {
+	var dlq uint64
+	for _, c := range m.dlq {
+		dlq += c.Get()
+	}
+	return admin.Traffic{
+		IngestRequests: m.requestsTotal.Load(),
+		IngestEvents:   m.ingestEvents.Get(),
+		IngestBytes:    m.ingestBytes.Get(),
+		GateRejections: m.rejectionTotal.Load(),
+		Dropped:        m.eventsDropped.Get(),
+		DeadLettered:   dlq,
+		SinkRecords:    m.sinkRecords.Get(),
+		SinkErrors:     m.sinkErrors.Get(),
+		SinkWrites:     m.sinkWrites.Load(),
+		SinkLatency:    time.Duration(m.sinkNanos.Load()),
+		SinkLatencyMax: time.Duration(m.sinkMaxNanos.Swap(0)),
+	}
 }
 
 // newMetrics registers every metric on a fresh Set. gauges supplies the
@@ -221,6 +255,7 @@ func (m *Metrics) request(code int) {
 		c = m.set.GetOrCreateCounter(fmt.Sprintf(`%s{code="%d"}`, MetricIngestRequests, code))
 	}
 	c.Inc()
+	m.requestsTotal.Add(1)
 }
 
 func (m *Metrics) gateRejection(source string) {
@@ -228,6 +263,7 @@ func (m *Metrics) gateRejection(source string) {
 		source = "unknown"
 	}
 	m.set.GetOrCreateCounter(fmt.Sprintf(`%s{source=%q}`, MetricGateRejections, source)).Inc()
+	m.rejectionTotal.Add(1)
 }
 
 func (m *Metrics) dlqEvent(class string) {
@@ -239,7 +275,12 @@ func (m *Metrics) dlqEvent(class string) {
 }
 
 func (m *Metrics) sinkWrite(n int, start time.Time, err error) {
-	m.sinkLatency.UpdateDuration(start)
+	d := time.Since(start)
+	m.sinkLatency.Update(d.Seconds())
+	m.sinkWrites.Add(1)
+	m.sinkNanos.Add(int64(d))
+	for cur := m.sinkMaxNanos.Load(); int64(d) > cur && !m.sinkMaxNanos.CompareAndSwap(cur, int64(d)); cur = m.sinkMaxNanos.Load() {
+	}
 	if err != nil {
 		m.sinkErrors.Inc()
 		return

@@ -157,6 +157,21 @@ func metricsTable() string {
 	return b.String()
 }
 
+func TestTraffic(t *testing.T) {
+	m := exercisedMetrics()
+	tr := m.Traffic()
+	if tr.IngestRequests != 2 || tr.IngestEvents != 5 || tr.IngestBytes != 100 || tr.GateRejections != 1 ||
+		tr.Dropped != 1 || tr.DeadLettered != 1 || tr.SinkRecords != 3 || tr.SinkErrors != 1 || tr.SinkWrites != 2 {
+		t.Fatalf("Traffic = %+v", tr)
+	}
+	if tr.SinkLatency <= 0 || tr.SinkLatencyMax <= 0 || tr.SinkLatencyMax > tr.SinkLatency {
+		t.Fatalf("sink latency total %v, max %v", tr.SinkLatency, tr.SinkLatencyMax)
+	}
+	if again := m.Traffic(); again.SinkLatencyMax != 0 || again.SinkLatency != tr.SinkLatency {
+		t.Fatalf("second reading: max %v (want 0: no write since), total %v", again.SinkLatencyMax, again.SinkLatency)
+	}
+}
+
 // TestMetricsTableInREADME: README.md's metrics table is Catalog's (make
 // docs, or -update, rewrites it).
 func TestMetricsTableInREADME(t *testing.T) {

@@ -50,6 +50,8 @@ type Pipelines interface {
 // PressureReader is the unified pressure (*governor.UnifiedPressure).
 type PressureReader interface {
 	Snapshot() governor.Snapshot
+	// Hysteresis returns the latch's thresholds.
+	Hysteresis() governor.Hysteresis
 }
 
 // BudgetReader is the AIMD byte budget (*governor.ByteBudget).
@@ -67,6 +69,49 @@ type MemoryReader interface {
 type GateReader interface {
 	State() string
 	Rejections() uint64
+}
+
+// TrafficReader reads the gateway's traffic counters (the gateway's
+// Metrics). Safe for concurrent use.
+type TrafficReader interface {
+	// Traffic returns the counters since start. Its SinkLatencyMax is the
+	// longest sink write since the previous call: the history sampler is
+	// the one caller.
+	Traffic() Traffic
+}
+
+// Traffic is a reading of the gateway's counters, cumulative since start
+// (except SinkLatencyMax).
+type Traffic struct {
+	// IngestRequests are ingest requests answered, any status.
+	IngestRequests uint64
+	// IngestEvents are events accepted into the receive queue.
+	IngestEvents uint64
+	// IngestBytes are body bytes (decompressed) accepted into the queue.
+	IngestBytes uint64
+	// GateRejections are ingest requests answered 503 under pressure.
+	GateRejections uint64
+	// Dropped are records dropped by transforms.
+	Dropped uint64
+	// DeadLettered are records written to the dead-letter topic.
+	DeadLettered uint64
+	// SinkRecords are records the sink acknowledged; SinkErrors failed
+	// sink writes; SinkWrites all sink writes.
+	SinkRecords, SinkErrors, SinkWrites uint64
+	// SinkLatency is the total duration of the SinkWrites.
+	SinkLatency time.Duration
+	// SinkLatencyMax is the longest sink write since the previous call.
+	SinkLatencyMax time.Duration
+}
+
+// StatusReader reads the gateway's readiness and its sink's health (the
+// gateway's App). Safe for concurrent use.
+type StatusReader interface {
+	// Ready returns nil when the gateway takes traffic, else why not.
+	Ready() error
+	// SinkError returns nil while the sink is healthy, else the error that
+	// made it unhealthy.
+	SinkError() error
 }
 
 // TransformInfo describes a transform: its current version and counters.
@@ -94,6 +139,10 @@ type TransformInfo struct {
 	Calls   uint64 `json:"calls"`
 	Records uint64 `json:"records"`
 	Traps   uint64 `json:"traps"`
+	// PeakMemoryBytes is the largest linear memory an instance of the
+	// current version reached serving traffic (0 before its first
+	// instance; dry runs do not count).
+	PeakMemoryBytes uint64 `json:"peak_memory_bytes"`
 }
 
 // Decisions of DryRunEvent.Decision.

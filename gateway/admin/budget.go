@@ -33,6 +33,8 @@ type aimdBody struct {
 
 type pressureBody struct {
 	Level        float64      `json:"level"`
+	PauseAbove   float64      `json:"pause_above"`
+	ResumeBelow  float64      `json:"resume_below"`
 	Latched      bool         `json:"latched"`
 	LatchedSince *time.Time   `json:"latched_since"`
 	LatchedBy    string       `json:"latched_by"`
@@ -72,9 +74,10 @@ func (h *Handler) getBudget(ctx *fasthttp.RequestCtx, _ Params) error {
 		}
 	}
 	if p := h.deps.Pressure; p != nil {
-		s := p.Snapshot()
+		s, hy := p.Snapshot(), p.Hysteresis()
 		pb := &pressureBody{
-			Level: s.Level, Latched: s.Latched, LatchedBy: s.LatchedBy, Hard: s.Hard,
+			Level: s.Level, PauseAbove: hy.PauseAbove, ResumeBelow: hy.ResumeBelow,
+			Latched: s.Latched, LatchedBy: s.LatchedBy, Hard: s.Hard,
 			Pauses: s.Pauses, Resumes: s.Resumes, Sources: make([]sourceBody, 0, len(s.Sources)),
 		}
 		if !s.LatchedSince.IsZero() {

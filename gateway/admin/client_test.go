@@ -94,6 +94,7 @@ type transformJSON struct {
 	Calls      uint64    `json:"calls"`
 	Records    uint64    `json:"records"`
 	Traps      uint64    `json:"traps"`
+	PeakMemory uint64    `json:"peak_memory_bytes"`
 }
 
 // dryRunJSON is a dry-run result as the API writes it.

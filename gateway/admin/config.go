@@ -16,7 +16,20 @@ const (
 	DefaultMaxSampleEvents = 1000
 	// DefaultDryRunTimeout bounds one dry-run request.
 	DefaultDryRunTimeout = 10 * time.Second
+	// DefaultHistoryInterval is the default time between two samples of
+	// GET /admin/history: 1 s.
+	DefaultHistoryInterval = time.Second
+	// DefaultHistoryLength is how far back GET /admin/history goes by
+	// default: 15 minutes.
+	DefaultHistoryLength = 15 * time.Minute
 )
+
+// maxDryRuns is how many dry runs run at once; more wait (within their
+// timeout). Each starts its own instance of every transform of its chain.
+const maxDryRuns = 1
+
+// maxHistorySamples caps HistoryLength / HistoryInterval.
+const maxHistorySamples = 100_000
 
 // Config configures the admin API. It is immutable once passed to New.
 type Config struct {
@@ -35,8 +48,17 @@ type Config struct {
 	// MaxSampleEvents caps the number of events in one dry-run; more is 400.
 	// Default 1000.
 	MaxSampleEvents int
-	// DryRunTimeout bounds one dry-run (all its guest calls). Default 10s.
+	// DryRunTimeout bounds one dry-run (all its guest calls), the wait for
+	// another dry run to finish included (one runs at a time). Default 10s.
 	DryRunTimeout time.Duration
+	// HistoryInterval is the time between two samples of the history
+	// (GET /admin/history, the console's charts). Default 1 s; at least
+	// 10 ms.
+	HistoryInterval time.Duration
+	// HistoryLength is how far back the history goes: it keeps
+	// HistoryLength / HistoryInterval samples (at most 100,000), the
+	// oldest dropped first. Default 15 minutes.
+	HistoryLength time.Duration
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -52,6 +74,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DryRunTimeout == 0 {
 		c.DryRunTimeout = DefaultDryRunTimeout
+	}
+	if c.HistoryInterval == 0 {
+		c.HistoryInterval = DefaultHistoryInterval
+	}
+	if c.HistoryLength == 0 {
+		c.HistoryLength = DefaultHistoryLength
 	}
 	return c
 }
@@ -74,6 +102,15 @@ func (c Config) Validate() error {
 	}
 	if c.DryRunTimeout < 0 {
 		errs = append(errs, fmt.Errorf("admin: DryRunTimeout %v must be ≥ 0 (0 = %v)", c.DryRunTimeout, DefaultDryRunTimeout))
+	}
+	if c.HistoryInterval != 0 && c.HistoryInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("admin: HistoryInterval %v must be ≥ 10ms (0 = %v)", c.HistoryInterval, DefaultHistoryInterval))
+	}
+	if c.HistoryLength < 0 {
+		errs = append(errs, fmt.Errorf("admin: HistoryLength %v must be ≥ 0 (0 = %v)", c.HistoryLength, DefaultHistoryLength))
+	}
+	if d := c.withDefaults(); d.HistoryInterval > 0 && d.HistoryLength/d.HistoryInterval > maxHistorySamples {
+		errs = append(errs, fmt.Errorf("admin: HistoryLength %v / HistoryInterval %v is over %d samples", d.HistoryLength, d.HistoryInterval, maxHistorySamples))
 	}
 	return errors.Join(errs...)
 }

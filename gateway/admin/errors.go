@@ -116,3 +116,7 @@ func statusOf(err error) int {
 		return http.StatusInternalServerError
 	}
 }
+
+// errNoStatus is the cause of GET /admin/status in a process that gave
+// the API no StatusReader.
+var errNoStatus = errors.New("status: " + ErrUnavailable.Error() + " (no status reader configured)")

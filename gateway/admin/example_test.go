@@ -29,6 +29,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	defer h.Close() // stops the history sampler
 	// The listener: fasthttp.Server{Handler: h.ServeFastHTTP,
 	// ErrorHandler: h.WriteServerError, MaxRequestBodySize: h.MaxRequestBodySize()}.
 	get := func(path, token string) {

@@ -27,6 +27,12 @@ type Deps struct {
 	Budget   BudgetReader
 	Memory   MemoryReader
 	Gate     GateReader
+	// Traffic feeds the traffic series of GET /admin/history; nil leaves
+	// them null.
+	Traffic TrafficReader
+	// Status feeds GET /admin/status and the readiness and sink series of
+	// the history; nil: status 503 ErrUnavailable.
+	Status StatusReader
 	// HeapBytes returns the Go heap in use; nil reads runtime/metrics.
 	HeapBytes func() uint64
 	// Logger receives one line per mutating request and per 5xx
@@ -44,9 +50,15 @@ type Handler struct {
 	log      *slog.Logger
 	tokenSum [sha256.Size]byte
 	mux      *mux
+	history  *history
+	started  time.Time
+	dryRuns  chan struct{} // one token per dry run in progress
+	ui       *uiFiles
 }
 
-// New validates cfg and deps and returns the handler.
+// New validates cfg and deps and returns the handler. It starts the
+// history's sampler (one reading per Config.HistoryInterval): Close stops
+// it.
 func New(cfg Config, deps Deps) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -59,6 +71,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		deps:     deps,
 		log:      deps.Logger,
 		tokenSum: sha256.Sum256([]byte(cfg.Token)),
+		started:  time.Now(),
+		dryRuns:  make(chan struct{}, maxDryRuns),
+		ui:       uiAssets,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -75,7 +90,18 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		return nil, err
 	}
 	h.mux = m
+	h.history = newHistory(&h.deps, h.cfg.HistoryInterval, h.cfg.HistoryLength)
+	go h.history.run()
 	return h, nil
+}
+
+// Close stops the history's sampler. The handler keeps serving (the
+// history no longer moves). Safe to call more than once, and on a nil
+// Handler.
+func (h *Handler) Close() {
+	if h != nil {
+		h.history.close()
+	}
 }
 
 // Routes returns the admin API's routes (Handler is a Router).
@@ -91,6 +117,13 @@ func (h *Handler) Routes() []Route {
 		{Method: http.MethodPut, Pattern: "/admin/pipeline", Handler: h.putPipeline},
 		{Method: http.MethodPost, Pattern: "/admin/pipeline/test", Handler: h.testPipeline},
 		{Method: http.MethodGet, Pattern: "/admin/budget", Handler: h.getBudget},
+		{Method: http.MethodGet, Pattern: "/admin/history", Handler: h.getHistory},
+		{Method: http.MethodGet, Pattern: "/admin/status", Handler: h.getStatus},
+		// The console's static files: public, since the page itself asks
+		// for the token (it holds no data).
+		{Method: http.MethodGet, Pattern: "/ui", Handler: h.serveUI, Public: true},
+		{Method: http.MethodGet, Pattern: "/ui/{file}", Handler: h.serveUI, Public: true},
+		{Method: http.MethodGet, Pattern: "/ui/vendor/uplot/{file}", Handler: h.serveUI, Public: true},
 	}
 }
 
@@ -143,7 +176,7 @@ func (h *Handler) serve(ctx *fasthttp.RequestCtx) error {
 	}
 	if p == nil {
 		return APIError{HTTPStatus: http.StatusNotFound,
-			Message: fmt.Sprintf("no admin route %s; see GET /admin/transforms, /admin/pipeline, /admin/budget", ctx.Path())}
+			Message: fmt.Sprintf("not found: no admin route %s; see GET /admin/transforms, /admin/pipeline, /admin/budget, /admin/status, /admin/history and the console at /ui/", ctx.Path())}
 	}
 	if !found {
 		return methodNotAllowed{allow: p.allow, method: method}
@@ -225,4 +258,12 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(buf.Bytes())
+}
+
+// NotEnabled answers a request to the admin listener of a process that
+// runs without an admin token (so without this API): 404
+// {"error":"not found: the admin API is not enabled (set --admin-token)","status":404}.
+func NotEnabled(ctx *fasthttp.RequestCtx) {
+	writeError(ctx, APIError{HTTPStatus: http.StatusNotFound, Err: ErrNotFound,
+		Message: "not found: the admin API is not enabled (set --admin-token or SLUICE_ADMIN_TOKEN)"})
 }

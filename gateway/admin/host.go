@@ -78,7 +78,7 @@ func (r *HostRegistry) info(in wasmhost.Info, pipelines map[string][]string) Tra
 	out := TransformInfo{
 		Name: in.Name, Digest: in.Digest, Size: int64(in.Size), ABIVersion: in.ABIVersion,
 		Exports: in.Exports, Version: in.Version, Created: in.Created,
-		Calls: in.Calls, Records: in.Records, Traps: in.Traps, UsedBy: []string{},
+		Calls: in.Calls, Records: in.Records, Traps: in.Traps, PeakMemoryBytes: in.PeakMemory, UsedBy: []string{},
 	}
 	if vs, err := r.host.Versions(in.Name); err == nil {
 		for _, v := range vs {

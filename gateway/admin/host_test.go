@@ -45,6 +45,7 @@ func newHostAPI(tb testing.TB, tenants map[string]string) (*adminClient, *wasmho
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(h.Close)
 	ln := fasthttputil.NewInmemoryListener()
 	srv := &fasthttp.Server{Handler: h.ServeFastHTTP, ErrorHandler: h.WriteServerError, MaxRequestBodySize: h.MaxRequestBodySize()}
 	done := make(chan struct{})

@@ -92,6 +92,7 @@ func newTestHandler(tb testing.TB, cfg Config, deps Deps) *Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(h.Close)
 	return h
 }
 

@@ -156,6 +156,13 @@ func (h *Handler) testTransform(ctx *fasthttp.RequestCtx, p Params) error {
 
 // dryRun runs events through chain and writes the result.
 func (h *Handler) dryRun(ctx *fasthttp.RequestCtx, c context.Context, chain []string, events [][]byte) error {
+	select {
+	case h.dryRuns <- struct{}{}:
+		defer func() { <-h.dryRuns }()
+	case <-c.Done():
+		return APIError{HTTPStatus: http.StatusServiceUnavailable, Err: c.Err(),
+			Message: fmt.Sprintf("another dry run held the dry-run slot for %v (one runs at a time); retry", h.cfg.DryRunTimeout)}
+	}
 	res, err := h.deps.Transforms.DryRun(c, chain, events)
 	if err != nil {
 		return fmt.Errorf("dry-run %v: %w", chain, err)
