@@ -46,7 +46,7 @@ type DryRunEvent struct {
 	Outputs  int           `json:"outputs"`
 	Reason   string        `json:"reason,omitempty"` // for DeadLettered
 	Stage    string        `json:"stage,omitempty"`  // the transform that dead-lettered it
-	Duration time.Duration `json:"duration_ns"`      // through the whole chain
+	Duration time.Duration `json:"duration_ns"`      // through the whole chain, starting instances excluded
 }
 
 // DryRunResult is the outcome of DryRun.
@@ -85,7 +85,7 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 	defer d.close()
 	res := DryRunResult{Records: []DryRunRecord{}, Events: make([]DryRunEvent, len(events))}
 	for i, ev := range events {
-		start := time.Now()
+		start, startup := time.Now(), d.startup
 		if !codec.Valid(ev) {
 			res.Events[i] = DryRunEvent{Decision: DeadLettered, Reason: "parse error: invalid JSON", Stage: "parse", Duration: time.Since(start)}
 			continue
@@ -103,7 +103,7 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 				return res, fmt.Errorf("dry run event %d: %w", i, err)
 			}
 		}
-		e := DryRunEvent{Outputs: len(recs), Duration: time.Since(start)}
+		e := DryRunEvent{Outputs: len(recs), Duration: time.Since(start) - (d.startup - startup)}
 		switch {
 		case len(dlq) > 0:
 			e.Decision, e.Reason, e.Stage = DeadLettered, dlq[0].Reason, dlq[0].Stage
@@ -130,10 +130,11 @@ func (h *Host) DryRun(ctx context.Context, transforms []string, events [][]byte)
 // dryRun holds a dry run's own instance of each transform of its chain
 // (started on first use, replaced after a failed call).
 type dryRun struct {
-	h    *Host
-	vs   []*version
-	ins  []*instance
-	peak uint64
+	h       *Host
+	vs      []*version
+	ins     []*instance
+	peak    uint64
+	startup time.Duration // spent starting instances: no event's time
 }
 
 // run calls transform j of the chain over recs on the dry run's instance.
@@ -145,7 +146,10 @@ func (d *dryRun) run(ctx context.Context, j int, recs []engine.Record, dlq []eng
 	in := d.ins[j]
 	if in == nil {
 		var err error
-		if in, err = v.newInstance(ctx); err != nil {
+		t := time.Now()
+		in, err = v.newInstance(ctx)
+		d.startup += time.Since(t)
+		if err != nil {
 			return recs, dlq, err
 		}
 		d.ins[j] = in
