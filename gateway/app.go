@@ -57,6 +57,8 @@ type App struct {
 
 	admin *adminListener
 	http  *httpLine
+	kafka []*kafkaLine // the Kafka source lines
+	ksec  kafka.Security
 
 	stops []step // started steps, stopped in reverse
 }
@@ -236,6 +238,9 @@ func (a *App) topics() []string {
 			ts = append(ts, t.Topic)
 		}
 	}
+	for _, s := range a.cfg.sources() {
+		ts = append(ts, s.Topics...)
+	}
 	return ts
 }
 
@@ -264,16 +269,11 @@ func (a *App) startSink(ctx context.Context) (func(context.Context) error, error
 	case SinkStdout:
 		a.sink = NewStdoutSink(a.stdout)
 	default:
-		brokers := a.cfg.Brokers
-		if a.broker != nil {
-			brokers = a.broker.Brokers()
-		}
-		sec, err := kafkaSecurity(&a.cfg.Kafka)
+		sec, err := a.kafkaSecurity()
 		if err != nil {
 			return nil, err
 		}
-		warnKafka(a.log, &a.cfg.Kafka, sec)
-		kc := a.kafkaSinkConfig(brokers, sec)
+		kc := a.kafkaSinkConfig(a.kafkaBrokers(), sec)
 		var s *kafka.Sink
 		err = retryKafka(ctx, a.log, a.cfg.Kafka.Wait, sec, "sink", func(ctx context.Context) error {
 			var err error
@@ -296,6 +296,29 @@ func (a *App) startSink(ctx context.Context) (func(context.Context) error, error
 		a.ksink.Close()
 		return err
 	}, nil
+}
+
+// kafkaBrokers returns the seed brokers: the dev broker's or --brokers.
+func (a *App) kafkaBrokers() []string {
+	if a.broker != nil {
+		return a.broker.Brokers()
+	}
+	return a.cfg.Brokers
+}
+
+// kafkaSecurity builds the Kafka connection security once (the sink and
+// the sources share it) and logs how sluice connects.
+func (a *App) kafkaSecurity() (kafka.Security, error) {
+	if a.ksec != (kafka.Security{}) {
+		return a.ksec, nil
+	}
+	sec, err := kafkaSecurity(&a.cfg.Kafka)
+	if err != nil {
+		return kafka.Security{}, err
+	}
+	warnKafka(a.log, &a.cfg.Kafka, sec)
+	a.ksec = sec
+	return sec, nil
 }
 
 // batchOverhead bounds a record batch's framing around one record.
@@ -364,16 +387,68 @@ func (a *App) newAdminAPI() (*admin.Handler, error) {
 	return admin.New(admin.Config{Token: a.cfg.AdminToken}, deps)
 }
 
-// startLines starts every line's supervised driver (HTTP ingest: one).
+// startLines starts every line's supervised driver: HTTP ingest, then one
+// per Kafka source. Stop stops them in reverse.
 func (a *App) startLines(context.Context) (func(context.Context) error, error) {
-	proc := a.proc
+	proc, maxRecord := a.proc, 0
 	if a.ksink != nil {
-		proc = capRecords{inner: proc, max: int(a.cfg.Kafka.MaxRecordBytes)}
+		maxRecord = int(a.cfg.Kafka.MaxRecordBytes)
+		proc = capRecords{inner: proc, max: maxRecord}
 	}
 	d := driveDeps{gov: a.gov, sink: a.tally, proc: proc, m: a.m, log: a.log}
 	a.http = newHTTPLine(d, a.recv, a.server, a.health, a.sink.Ping, a.cfg.ShutdownTimeout, a.log)
+	srcs := a.cfg.sources()
+	var sec kafka.Security
+	if len(srcs) > 0 {
+		var err error
+		if sec, err = a.kafkaSecurity(); err != nil {
+			return nil, err
+		}
+	}
+	// A Kafka line's records carry no request: the tally credits them to
+	// nobody and feeds the sink metrics.
+	kd := kafkaLineDeps{drive: d, host: a.host, latched: a.gov.Pressure().Latched, maxRecord: maxRecord,
+		health: a.health, probe: a.sink.Ping, log: a.log, grace: a.cfg.ShutdownTimeout}
+	for _, o := range srcs {
+		a.kafka = append(a.kafka, newKafkaLine(o, a.sourceConfig(o, sec), a.sourceTopic(o), kd))
+	}
 	a.http.start()
-	return a.http.stop, nil
+	for _, l := range a.kafka {
+		l.start()
+		a.log.Info("kafka source", "line", l.name, "group", l.src.Group, "topics", l.src.Topics)
+	}
+	return func(ctx context.Context) error {
+		for i := len(a.kafka) - 1; i >= 0; i-- {
+			_ = a.kafka[i].stop(ctx)
+		}
+		return a.http.stop(ctx)
+	}, nil
+}
+
+// sourceConfig returns the consumer configuration of source o.
+func (a *App) sourceConfig(o SourceOptions, sec kafka.Security) kafka.SourceConfig {
+	return kafka.SourceConfig{
+		Brokers:        a.kafkaBrokers(),
+		Group:          o.Group,
+		Topics:         o.Topics,
+		ClientID:       a.cfg.Kafka.ClientID,
+		SessionTimeout: o.SessionTimeout,
+		Security:       sec,
+		// What the client buffers ahead of the engine counts against the
+		// memory limit: a thirty-second of it, 1–16 MiB.
+		FetchMaxBytes: int32(min(max(int64(a.cfg.MemoryLimit)/32, 1<<20), kafka.DefaultFetchMaxBytes)),
+	}
+}
+
+// sourceTopic is the default topic of source o's records: its tenant's,
+// else the sink's ("").
+func (a *App) sourceTopic(o SourceOptions) string {
+	for _, t := range a.cfg.Tenants {
+		if t.Name == o.Tenant && o.Tenant != "" {
+			return t.Topic
+		}
+	}
+	return ""
 }
 
 // startIngest opens the ingest listener; its stop drains the HTTP line.

@@ -91,6 +91,13 @@ type Config struct {
 	// Tenants map API keys to tenants with their own default topic and
 	// pipeline.
 	Tenants []Tenant `kong:"-" yaml:"tenants" help:"Tenants: API keys mapped to a tenant with its own default topic and pipeline."`
+	// FromTopics and Group are one Kafka source given by flags: a shortcut
+	// for one entry of Sources (flag-only).
+	FromTopics []string `name:"from-topics" yaml:"-" placeholder:"TOPIC" help:"Consume these topics (comma separated) in the consumer group --group, through the default pipeline, into the sink: a Kafka source line beside HTTP ingest (the YAML form is sources:)."`
+	// Group is the consumer group of FromTopics.
+	Group string `name:"group" yaml:"-" placeholder:"GROUP" help:"Consumer group of --from-topics: sluices in one group share its partitions."`
+	// Sources are Kafka consumer-group sources, each a line of its own.
+	Sources []SourceOptions `kong:"-" yaml:"sources" help:"Kafka consumer-group sources, each a line of its own beside HTTP ingest: topics → pipeline → the sink, each partition's offsets committed in order only after the sink acknowledged its records. Records that are not JSON objects are dead-lettered. When pressure latches, a source pauses fetching."`
 	// AdminToken is the bearer token of the admin API. Dev generates one
 	// when empty; without a token the admin API routes answer 404 (the
 	// health and metrics routes stay).
@@ -237,6 +244,101 @@ func (k *KafkaOptions) validate(c *Config, bad func(string, ...any)) {
 // answers 503 before its own deadline.
 func (c *Config) deliveryTimeout() time.Duration { return max(time.Second, c.AckTimeout/2) }
 
+// SourceOptions is one Kafka consumer-group source (YAML: `sources:`; the
+// flags --from-topics and --group give one).
+type SourceOptions struct {
+	// Name names the source's line; default its group.
+	Name string `yaml:"name" example:"clicks" help:"Names the source's line (logs). Default: its group."`
+	// Topics are the topics consumed.
+	Topics []string `yaml:"topics" example:"raw.clicks" help:"Topics to consume."`
+	// Group is the consumer group.
+	Group string `yaml:"group" example:"sluice-clicks" help:"Consumer group: sluices in one group share the partitions."`
+	// Pipeline is the source's transform chain ("" = the default
+	// pipeline's).
+	Pipeline []string `yaml:"pipeline" example:"filter,redact" help:"Transform chain of the source's records (default: the default pipeline). Not with tenant."`
+	// Tenant runs the records as that tenant's (pipeline and topic).
+	Tenant string `yaml:"tenant" help:"Run the records through this tenant's pipeline, to its default topic. Not with pipeline."`
+	// SessionTimeout is how long the group waits for a silent member.
+	SessionTimeout time.Duration `yaml:"session_timeout" example:"45s" help:"How long the group waits for a member that stopped heartbeating (crashed) before its partitions move to the others. Default 45s; the brokers bound it (group.min/max.session.timeout.ms)."`
+}
+
+// sources returns the configured sources: those of the file, then the one
+// of --from-topics.
+func (c *Config) sources() []SourceOptions {
+	out := append([]SourceOptions(nil), c.Sources...)
+	if len(c.FromTopics) > 0 {
+		out = append(out, SourceOptions{Topics: c.FromTopics, Group: c.Group})
+	}
+	for i := range out {
+		if out[i].Name == "" {
+			out[i].Name = out[i].Group
+		}
+	}
+	return out
+}
+
+// validateSources reports the invalid sources.
+func (c *Config) validateSources(bad func(string, ...any)) {
+	if (len(c.FromTopics) == 0) != (c.Group == "") {
+		bad("--from-topics and --group go together")
+	}
+	outputs := map[string]bool{c.Topic: true, c.DLQTopic: true}
+	tenants := map[string]bool{}
+	for _, t := range c.Tenants {
+		tenants[t.Name] = true
+		if t.Topic != "" {
+			outputs[t.Topic] = true
+		}
+	}
+	names := map[string]bool{}
+	srcs := c.sources()
+	for _, s := range srcs {
+		switch {
+		case s.Group == "":
+			bad("source %q has no group", s.Name)
+		case !validLineName(s.Name):
+			bad("source name %q: use 1–57 of A-Z a-z 0-9 _ . -", s.Name)
+		case names[s.Name]:
+			bad("source name %q is repeated (name the sources)", s.Name)
+		}
+		names[s.Name] = true
+		if len(s.Topics) == 0 {
+			bad("source %q has no topics", s.Name)
+		}
+		for _, t := range s.Topics {
+			if outputs[t] {
+				bad("source %q consumes %q, which sluice writes to: it would read its own output", s.Name, t)
+			}
+		}
+		if len(s.Pipeline) > 0 && s.Tenant != "" {
+			bad("source %q: give pipeline or tenant, not both", s.Name)
+		}
+		if s.Tenant != "" && !tenants[s.Tenant] {
+			bad("source %q: no tenant %q", s.Name, s.Tenant)
+		}
+		if s.SessionTimeout != 0 && s.SessionTimeout < 4*time.Second {
+			bad("source %q: session_timeout %v: want at least 4s (heartbeats go every 3s)", s.Name, s.SessionTimeout)
+		}
+	}
+	if len(srcs) > 0 && !c.Dev && len(c.Brokers) == 0 {
+		bad("Kafka sources need --brokers (or --dev)")
+	}
+}
+
+// validLineName reports whether a source name makes a WASM host pipeline
+// name ("source." + name: 1–64 of A-Z a-z 0-9 _ . -).
+func validLineName(n string) bool {
+	if n == "" || len(n) > 57 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Tenant is one API key's tenant (YAML only: `tenants:`).
 type Tenant struct {
 	// Name identifies the tenant (admin API, logs).
@@ -348,6 +450,7 @@ func (c *Config) Validate() error {
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	c.Kafka.validate(c, bad)
+	c.validateSources(bad)
 	keys := map[string]string{}
 	for _, k := range c.APIKeys {
 		if k == "" {

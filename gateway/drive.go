@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/gateway/kafka"
 	"github.com/sluicehq/sluice/governor"
 )
 
@@ -34,6 +35,16 @@ type lineSink interface {
 // drained (nil), ctx is done (nil), or a terminal error (a sink, DLQ or
 // process failure: the block is not committed).
 func runGoverned[T any](ctx context.Context, d driveDeps, recv engine.Receiver[T]) error {
+	process := engine.PassThrough[T]
+	if d.proc != nil {
+		process = engine.Process[T](d.proc)
+	}
+	return runGovernedFunc(ctx, d, recv, process)
+}
+
+// runGovernedFunc is runGoverned with its own process stage (d.proc is not
+// used).
+func runGovernedFunc[T any](ctx context.Context, d driveDeps, recv engine.Receiver[T], process engine.ProcessFunc[T]) error {
 	drv, err := engine.NewDriver[T](engine.Config{
 		MaxRecords: driverMaxRecords,
 		DLQPolicy:  engine.DLQRoute,
@@ -45,10 +56,6 @@ func runGoverned[T any](ctx context.Context, d driveDeps, recv engine.Receiver[T
 	})
 	if err != nil {
 		return err
-	}
-	process := engine.PassThrough[T]
-	if d.proc != nil {
-		process = engine.Process[T](d.proc)
 	}
 	return drv.RunGoverned(ctx, recv, process, engine.Sink[T](d.sink))
 }
@@ -114,8 +121,8 @@ func (p capRecords) Process(ctx context.Context, recs []engine.Record, dlq []eng
 		}
 		dlq = append(dlq, engine.DLQEntry{
 			Record: dl,
-			Stage:  "sink",
-			Reason: fmt.Sprintf("too large for Kafka: %d bytes over the %d-byte record cap (--kafka-max-record-bytes; first %d bytes of the value kept)", size, p.max, len(dl.Value)),
+			Stage:  engine.StageSink,
+			Reason: fmt.Sprintf("%s for Kafka: %d bytes over the %d-byte record cap (--kafka-max-record-bytes; first %d bytes of the value kept)", kafka.ReasonRecordTooLarge, size, p.max, len(dl.Value)),
 		})
 	}
 	return kept, dlq, nil

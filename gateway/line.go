@@ -40,6 +40,11 @@ type line struct {
 	probe func(ctx context.Context) error
 	// restarted counts a restart after a terminal error. Optional.
 	restarted func()
+	// sinkFault reports whether a terminal error is the sink's (then the
+	// shared sink is marked down and probed before the restart); any other
+	// error (the source's: a lost partition, unreachable brokers) only
+	// backs off. Nil: every error is the sink's.
+	sinkFault func(err error) bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -81,12 +86,25 @@ func (l *line) supervise(ctx context.Context) {
 		if l.restarted != nil {
 			l.restarted()
 		}
+		if time.Since(t) > lineBackoffReset {
+			backoff = lineMinBackoff
+		}
+		if l.sinkFault != nil && !l.sinkFault(err) {
+			if l.failed != nil {
+				l.failed(err)
+			}
+			l.log.Warn("line stopped; restarting", "line", l.name, "err", err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, lineMaxBackoff)
+			continue
+		}
 		l.health.down(err)
 		if l.failed != nil {
 			l.failed(err)
-		}
-		if time.Since(t) > lineBackoffReset {
-			backoff = lineMinBackoff
 		}
 		for {
 			select {

@@ -121,6 +121,13 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 			return err
 		}
 	}
+	for _, s := range cfg.sources() {
+		if len(s.Pipeline) > 0 {
+			if err := h.SetPipeline(sourcePipeline(s), s.Pipeline); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

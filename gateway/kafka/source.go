@@ -21,6 +21,7 @@ const (
 	DefaultPollTimeout       = time.Second
 	DefaultSessionTimeout    = 45 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultFetchMaxBytes     = 16 << 20
 )
 
 // SourceConfig configures a consumer-group Source. Zero fields mean their
@@ -61,6 +62,14 @@ type SourceConfig struct {
 	// DialTimeout bounds one connection attempt and the reachability check
 	// at start. Default 5 s.
 	DialTimeout time.Duration
+
+	// Security is TLS and SASL (NewSecurity), as for the Sink.
+	Security Security
+
+	// FetchMaxBytes caps what one fetch response may carry, and so the
+	// bytes the client buffers ahead of the engine. Default 16 MiB (a
+	// single record larger than it is still fetched).
+	FetchMaxBytes int32
 }
 
 // withDefaults returns c with each zero field set to its default.
@@ -79,6 +88,9 @@ func (c SourceConfig) withDefaults() SourceConfig {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = DefaultFetchMaxBytes
 	}
 	return c
 }
@@ -117,8 +129,15 @@ func (c SourceConfig) Validate() error {
 	if c.DialTimeout < 0 {
 		return &ConfigError{Field: "DialTimeout", Reason: "must be positive"}
 	}
-	return nil
+	if c.FetchMaxBytes < 1<<10 {
+		return &ConfigError{Field: "FetchMaxBytes", Reason: fmt.Sprintf("%d is below 1 KiB", c.FetchMaxBytes)}
+	}
+	return c.Security.SASL.validate()
 }
+
+// pausedTick is how long a paused Source's Recv waits before it returns an
+// empty batch.
+const pausedTick = 50 * time.Millisecond
 
 // Offset is the commit token of a Source: the position of one consumed
 // record. Committing it commits everything before it in its partition.
@@ -167,6 +186,7 @@ type Source struct {
 	buf         []*kgo.Record
 	outstanding int // tokens handed out and not yet committed
 
+	paused                                bool // fetching paused (SetPaused); guarded by mu
 	closed                                atomic.Bool
 	received, committed, commits, dropped atomic.Uint64
 }
@@ -186,7 +206,7 @@ func NewSource(ctx context.Context, cfg SourceConfig, logger *slog.Logger) (*Sou
 	if cfg.FromLatest {
 		reset = kgo.NewOffset().AtEnd()
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumerGroup(cfg.Group),
@@ -199,17 +219,45 @@ func NewSource(ctx context.Context, cfg SourceConfig, logger *slog.Logger) (*Sou
 		kgo.DialTimeout(cfg.DialTimeout),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onRevoked),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 		kgo.WithLogger(kgoLogger{s.log}),
-	)
+	}
+	cl, err := kgo.NewClient(append(opts, cfg.Security.opts()...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new consumer: %w", err)
 	}
 	s.cl = cl
 	if err := ping(ctx, cl, cfg.Brokers, cfg.DialTimeout); err != nil {
 		cl.Close()
-		return nil, err
+		return nil, AuthFailure(err, cfg.Security)
 	}
 	return s, nil
+}
+
+// SetPaused pauses (true) or resumes (false) fetching: while paused, Recv
+// hands out what is already buffered, then returns empty batches without
+// polling, and the client fetches nothing more (a pull source's answer to
+// pressure: it cannot answer 503). The group membership, its heartbeats
+// and rebalances go on. Called from the Recv goroutine.
+func (s *Source) SetPaused(paused bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.paused == paused {
+		return
+	}
+	s.paused = paused
+	if paused {
+		s.cl.PauseFetchTopics(s.cfg.Topics...)
+	} else {
+		s.cl.ResumeFetchTopics(s.cfg.Topics...)
+	}
+}
+
+// Paused reports whether fetching is paused.
+func (s *Source) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
 }
 
 // onRevoked runs when partitions are revoked or lost. Every record handed
@@ -261,9 +309,24 @@ func (s *Source) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engine
 		lim.MaxRecords = 1
 	}
 	s.mu.Lock()
-	empty := len(s.buf) == 0
+	empty, paused := len(s.buf) == 0, s.paused
 	s.mu.Unlock()
-	if empty {
+	switch {
+	case empty && paused:
+		// Nothing buffered and fetching paused: an idle tick, without
+		// holding a rebalance back.
+		s.mu.Lock()
+		s.allowRebalanceLocked()
+		s.mu.Unlock()
+		t := time.NewTimer(min(s.cfg.PollTimeout, pausedTick))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return engine.Batch[Offset]{}, ctx.Err()
+		case <-t.C:
+		}
+		return engine.Batch[Offset]{}, nil
+	case empty:
 		if err := s.poll(ctx, lim.MaxRecords); err != nil {
 			return engine.Batch[Offset]{}, err
 		}
