@@ -330,3 +330,52 @@ func TestKafkaSinkConfig(t *testing.T) {
 	f([]string{"--kafka-max-record-bytes", "4MiB"}, 4<<20+batchOverhead, 5*time.Millisecond) // a raised cap fits in a batch
 	f([]string{"--kafka-linger", "0", "--kafka-compression", "zstd", "--kafka-acks", "leader"}, kafka.DefaultBatchMaxBytes, -1)
 }
+
+func TestSourceOptions(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(yml, []byte("brokers: [k:9092]\ntenants:\n  - {name: acme, keys: [k1], topic: acme.events}\nsources:\n  - {topics: [a, b], group: g1, tenant: acme}\n  - {name: second, topics: [c], group: g2, pipeline: [filter], session_timeout: 10s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig([]string{"--config", yml, "--from-topics", "d,e", "--group", "g3"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs := cfg.sources()
+	if len(srcs) != 3 || srcs[0].Name != "g1" || srcs[1].Name != "second" || srcs[2].Name != "g3" || strings.Join(srcs[2].Topics, ",") != "d,e" ||
+		srcs[1].SessionTimeout != 10*time.Second {
+		t.Fatalf("sources %+v", srcs)
+	}
+	if sourcePipeline(srcs[0]) != "acme" || sourcePipeline(srcs[1]) != "source.second" || sourcePipeline(srcs[2]) != "default" {
+		t.Fatalf("pipelines %q %q %q", sourcePipeline(srcs[0]), sourcePipeline(srcs[1]), sourcePipeline(srcs[2]))
+	}
+	if got := (&App{cfg: cfg}).sourceTopic(srcs[0]); got != "acme.events" {
+		t.Fatalf("a tenant source's topic %q", got)
+	}
+	f := func(args []string, wantInErr string) {
+		t.Helper()
+		_, err := LoadConfig(args, func(string) string { return "" }, io.Discard)
+		if err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), wantInErr) {
+			t.Fatalf("%q: %v; want an ErrConfig naming %q", args, err, wantInErr)
+		}
+	}
+	f([]string{"--dev", "--from-topics", "a"}, "go together")
+	f([]string{"--dev", "--group", "g"}, "go together")
+	f([]string{"--dev", "--from-topics", "events", "--group", "g"}, "its own output")
+	f([]string{"--dev", "--from-topics", "sluice.dlq", "--group", "g"}, "its own output")
+	f([]string{"--sink", "stdout", "--from-topics", "a", "--group", "g"}, "need --brokers")
+	f([]string{"--dev", "--from-topics", "a", "--group", "bad/name"}, "source name")
+	for body, want := range map[string]string{
+		"sources: [{topics: [a], group: g, pipeline: [x], tenant: t}]\ntenants: [{name: t, keys: [k]}]": "not both",
+		"sources: [{topics: [a], group: g, tenant: nobody}]":                                            "no tenant",
+		"sources: [{topics: [a]}]":                                    "no group",
+		"sources: [{group: g}]":                                       "no topics",
+		"sources: [{topics: [a], group: g}, {topics: [b], group: g}]": "repeated",
+		"sources: [{topics: [a], group: g, session_timeout: 1s}]":     "session_timeout",
+	} {
+		if err := os.WriteFile(yml, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f([]string{"--dev", "--config", yml}, want)
+	}
+}

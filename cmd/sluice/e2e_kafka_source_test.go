@@ -266,3 +266,20 @@ func assignedMembers(t *testing.T, broker, group string) int {
 	}
 	return n
 }
+
+// TestKafkaSourceFromTopicsFlag is the flag form: --from-topics and
+// --group, the records through the default pipeline into events.
+func TestKafkaSourceFromTopicsFlag(t *testing.T) {
+	broker := sourceKafka(t, 3)
+	const n = 200
+	prod := startProducer(t, broker, n, n, time.Millisecond)
+	<-prod.done
+	p := e2e.Start(t, e2e.Options{}, "--brokers", broker, "--from-topics", "in", "--group", "flags")
+	wait(t, 60*time.Second, "the group's commits at the log end", func() bool { return committedAtEnd(t, broker, "flags") })
+	if dupEvents, dupDead := checkOutput(t, broker, n); dupEvents+dupDead != 0 {
+		t.Fatalf("%d duplicates without a crash or a rebalance", dupEvents+dupDead)
+	}
+	if code := p.Signal(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
