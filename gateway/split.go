@@ -3,13 +3,10 @@ package gateway
 import (
 	"bytes"
 	"fmt"
-	"github.com/sluicehq/sluice/engine/codec"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
 )
-
-// validJSON is the strict validator every record passes.
-var validJSON = codec.Valid
 
 // bodyKind says how a request body is split into records.
 type bodyKind uint8
@@ -39,6 +36,7 @@ type splitOut struct {
 	maxEvent int    // per-event cap in bytes; ≤ 0: none
 	tag      uint64 // Record.Tag of every record and dead letter
 	topic    string // Record.Topic of every record ("" = sink default)
+	ck       codec.Checker
 }
 
 func (o *splitOut) record(v []byte) {
@@ -118,11 +116,15 @@ func splitNDJSON(body []byte, out *splitOut) error {
 		if len(l) == 0 {
 			continue
 		}
-		switch {
-		case out.maxEvent > 0 && len(l) > out.maxEvent:
+		if out.maxEvent > 0 && len(l) > out.maxEvent {
 			out.tooLarge(l)
-		case !validJSON(l):
+			continue
+		}
+		switch err := out.ck.Check(l); {
+		case err == codec.ErrInvalid:
 			out.reject(l, fmt.Sprintf("parse error: line %d is not valid JSON", line))
+		case err != nil:
+			out.reject(l, err.Error())
 		case l[0] != '{':
 			out.reject(l, fmt.Sprintf("parse error: line %d is not a JSON object", line))
 		default:
@@ -136,15 +138,17 @@ func splitNDJSON(body []byte, out *splitOut) error {
 }
 
 // splitJSON handles one object or an array of objects starting at body[i].
-// The body must be valid JSON as a whole.
+// The body must be valid JSON as a whole; an element that repeats a name
+// (codec.DuplicateKeyError) is dead-lettered, the rest proceed. One pass
+// of codec.Checker.Next both checks each element and finds its end.
 func splitJSON(body []byte, i int, out *splitOut) error {
 	switch body[i] {
 	case '{':
-		end, ok := skipValue(body, i)
-		if !ok || skipWS(body, end) != len(body) || !validJSON(body[i:end]) {
+		end, err := out.ck.Next(body, i)
+		if err == codec.ErrInvalid || skipWS(body, end) != len(body) {
 			return ErrInvalidJSON
 		}
-		out.record(body[i:end])
+		out.element(body[i:end], err, 0)
 		return nil
 	case '[':
 	default:
@@ -158,19 +162,11 @@ func splitJSON(body []byte, i int, out *splitOut) error {
 		return ErrEmptyBody
 	}
 	for n := 1; ; n++ {
-		end, ok := skipValue(body, i)
-		if !ok {
+		end, err := out.ck.Next(body, i)
+		if err == codec.ErrInvalid {
 			return ErrInvalidJSON
 		}
-		elem := body[i:end]
-		if !validJSON(elem) {
-			return ErrInvalidJSON
-		}
-		if elem[0] == '{' {
-			out.record(elem)
-		} else {
-			out.reject(elem, fmt.Sprintf("parse error: array element %d is not a JSON object", n))
-		}
+		out.element(body[i:end], err, n)
 		i = skipWS(body, end)
 		if i == len(body) {
 			return ErrInvalidJSON
@@ -186,6 +182,24 @@ func splitJSON(body []byte, i int, out *splitOut) error {
 		default:
 			return ErrInvalidJSON
 		}
+	}
+}
+
+// element takes the checked JSON value v, element n of an array (0: the
+// body's single object), whose check returned err (nil or a
+// *codec.DuplicateKeyError).
+func (o *splitOut) element(v []byte, err error, n int) {
+	switch {
+	case err != nil:
+		if o.maxEvent > 0 && len(v) > o.maxEvent {
+			o.tooLarge(v)
+			return
+		}
+		o.reject(v, err.Error())
+	case v[0] != '{':
+		o.reject(v, fmt.Sprintf("parse error: array element %d is not a JSON object", n))
+	default:
+		o.record(v)
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
 )
 
 func TestSplit(t *testing.T) {
@@ -57,6 +59,20 @@ func TestSplit(t *testing.T) {
 		f(t, "{\"a\":1}\n{\"b\":2}\n", kindSniff, 0, []string{`{"a":1}`, `{"b":2}`}, nil, nil)
 		f(t, "{\"a\":\"\\q\"}\n", kindNDJSON, 0, nil, []string{`parse_error:{"a":"\q"}`}, nil)
 	})
+	t.Run("duplicate keys", func(t *testing.T) {
+		f(t, "{\"a\":1}\n{\"ip\":\"a\",\"ip\":\"b\"}\n{\"b\":{\"c\":1,\"\\u0063\":2}}\n", kindNDJSON, 0, []string{`{"a":1}`},
+			[]string{`parse_error:{"ip":"a","ip":"b"}`, `parse_error:{"b":{"c":1,"\u0063":2}}`}, nil)
+		f(t, `[{"a":1},{"x":[{"k":1},{"k":1,"k":2}]},{"b":2}]`, kindJSON, 0, []string{`{"a":1}`, `{"b":2}`},
+			[]string{`parse_error:{"x":[{"k":1},{"k":1,"k":2}]}`}, nil)
+		f(t, ` {"ip":"a","ip":"b"} `, kindJSON, 0, nil, []string{`parse_error:{"ip":"a","ip":"b"}`}, nil)
+		f(t, `{"ip":"a","ip":"b"}`, kindSniff, 0, nil, []string{`parse_error:{"ip":"a","ip":"b"}`}, nil)
+		f(t, `[{"ip":"a","ip":"0123456789"}]`, kindJSON, 10, nil, []string{`too_large:{"ip":"a","ip":"0123456789"}`}, nil)
+		out := splitOut{}
+		if err := split([]byte(`[{"ip":"a","\u0069p":"b"}]`), kindJSON, &out); err != nil || len(out.dlq) != 1 ||
+			out.dlq[0].Reason != `duplicate key "ip"` {
+			t.Fatalf("reason: %v %+v", err, out.dlq)
+		}
+	})
 	t.Run("too large", func(t *testing.T) {
 		f(t, "{\"a\":1}\n{\"b\":\"0123456789\"}\n", kindNDJSON, 10, []string{`{"a":1}`}, []string{`too_large:{"b":"0123456789"}`}, nil)
 		f(t, `[{"b":"0123456789"}]`, kindJSON, 10, nil, []string{`too_large:{"b":"0123456789"}`}, nil)
@@ -82,6 +98,9 @@ func TestSplit(t *testing.T) {
 			{`<xml/>`, kindSniff, ErrInvalidJSON},
 			{`42`, kindJSON, ErrInvalidJSON},
 			{`{"a":1`, kindSniff, ErrInvalidJSON},
+			{`[{"a":1,"a":2},]`, kindJSON, ErrInvalidJSON},
+			{`{"a":1,"a":2} x`, kindJSON, ErrInvalidJSON},
+			{`[{"a":1,"a":"\q"}]`, kindJSON, ErrInvalidJSON},
 		} {
 			out := splitOut{}
 			if err := split([]byte(tc.body), tc.kind, &out); !errors.Is(err, tc.err) {
@@ -92,13 +111,15 @@ func TestSplit(t *testing.T) {
 }
 
 // FuzzSplit checks the splitter's invariants on untrusted bodies: it never
-// panics; every record is a valid JSON object that is a sub-slice of the
-// body; for a JSON body, success means the body is valid JSON and the records
-// re-join into the same array.
+// panics; every record is a valid JSON object without a repeated name that
+// is a sub-slice of the body; a dead letter for a repeated name holds valid
+// JSON that does repeat one; for a JSON body, success means the body is
+// valid JSON.
 func FuzzSplit(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1}`, `[{"a":1},{"b":[2,"]"]}]`, "{\"a\":1}\n{bad}\n{\"c\":\"\\\"\"}\n",
 		`[1,{"a":{}}]`, `{"a":"\u00e9"}`, "[\n]", `"str"`, `[{"a":1},]`, "{\"a\":1}\r\n",
+		`[{"a":1,"a":2},{"b":1}]`, "{\"a\":1,\"\\u0061\":2}\n{\"b\":[{\"c\":1,\"c\":1}]}\n", `{"ip":"a","ip":"b"}`,
 	} {
 		for k := range 3 {
 			f.Add([]byte(s), uint8(k), uint16(0))
@@ -121,11 +142,21 @@ func FuzzSplit(f *testing.F) {
 			if !json.Valid(r.Value) || r.Value[0] != '{' {
 				t.Fatalf("record %q is not a valid JSON object", r.Value)
 			}
+			if err := codec.Check(r.Value); err != nil {
+				t.Fatalf("record %q: %v", r.Value, err)
+			}
 			if maxEvent > 0 && len(r.Value) > int(maxEvent) {
 				t.Fatalf("record of %d bytes over the cap %d", len(r.Value), maxEvent)
 			}
 			if !bytes.Contains(body, r.Value) {
 				t.Fatalf("record %q not from the body", r.Value)
+			}
+		}
+		for _, d := range out.dlq {
+			if strings.HasPrefix(d.Reason, "duplicate key") {
+				if !json.Valid(d.Record.Value) || !errors.Is(codec.Check(d.Record.Value), codec.ErrDuplicateKey) {
+					t.Fatalf("dead letter %q (%s) repeats no name", d.Record.Value, d.Reason)
+				}
 			}
 		}
 		if bodyKind(kind%3) == kindJSON {

@@ -39,7 +39,9 @@ func ndjsonLines() [][]byte {
 }
 
 // BenchmarkValid compares the strict candidates (and sonic's lax validator as
-// the floor): Valid is the hybrid the package ships.
+// the floor): Valid is the hybrid the package ships; check is Check (which
+// also rejects duplicate names) with a reused Checker, check_pooled the
+// package-level Check.
 func BenchmarkValid(b *testing.B) {
 	lines := ndjsonLines()
 	var total int64
@@ -60,6 +62,9 @@ func BenchmarkValid(b *testing.B) {
 			}
 		})
 	}
+	var c Checker
+	run("check", func(d []byte) bool { return c.Check(d) == nil })
+	run("check_pooled", func(d []byte) bool { return Check(d) == nil })
 	run("hybrid", Valid)
 	run("encoding_json", json.Valid)
 	run("sonic_strict_unmarshal", func(d []byte) bool {
@@ -73,6 +78,15 @@ func BenchmarkValid(b *testing.B) {
 		b.SetBytes(int64(len(escaped)))
 		for b.Loop() {
 			if !Valid(escaped) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("check_escaped", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(escaped)))
+		for b.Loop() {
+			if c.Check(escaped) != nil {
 				b.Fatal("invalid")
 			}
 		}

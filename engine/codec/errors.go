@@ -12,6 +12,10 @@ var (
 	// is not valid JSON.
 	ErrInvalid = errors.New("codec: invalid JSON")
 
+	// ErrDuplicateKey is wrapped by the *DuplicateKeyError Check returns for
+	// a valid JSON document in which an object repeats a name.
+	ErrDuplicateKey = errors.New("codec: duplicate key")
+
 	// ErrBadPath is wrapped by ParsePath for an empty path or an empty
 	// segment ("a..b", ".a", "a.").
 	ErrBadPath = errors.New("codec: bad path")
