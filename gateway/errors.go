@@ -26,6 +26,10 @@ var (
 	// ErrBodyTooLarge is returned when a body exceeds the body cap, before or
 	// after decompression (413).
 	ErrBodyTooLarge = errors.New("request body too large: split it into smaller requests")
+	// ErrTooManyEvents is wrapped by the *TooManyEventsError of a body that
+	// carries more events than the per-request cap (413); nothing of it is
+	// accepted.
+	ErrTooManyEvents = errors.New("too many events in one request")
 	// ErrUnsupportedMediaType is returned for a Content-Type that is not JSON
 	// (415).
 	ErrUnsupportedMediaType = errors.New("unsupported Content-Type: use application/json or application/x-ndjson")
@@ -35,6 +39,9 @@ var (
 	// ErrOverloaded is returned when the gate holds or the queue is full
 	// (503); the client should retry after Retry-After.
 	ErrOverloaded = errors.New("sluice is overloaded: retry after the Retry-After delay, or add capacity (--memory-limit, more instances)")
+	// ErrReadLimit is wrapped by the *ReadLimitError of a request that found
+	// every body-read slot taken for its whole queue timeout (503).
+	ErrReadLimit = errors.New("too many concurrent body reads")
 	// ErrSinkUnavailable is returned when the sink (Kafka) failed or is down
 	// (503); nothing of the request was acknowledged and it must be retried.
 	ErrSinkUnavailable = errors.New("the sink is unavailable (Kafka down or failing): retry after the Retry-After delay; check the brokers")
@@ -78,6 +85,41 @@ func (e *PressureError) Error() string {
 // Unwrap returns the sentinel.
 func (e *PressureError) Unwrap() error { return e.Err }
 
+// ReadLimitError is a 503 for a request that waited its whole queue
+// timeout for one of the read slots (--max-concurrent-reads): sluice was
+// busy reading, decompressing and splitting other bodies. It wraps
+// ErrReadLimit.
+type ReadLimitError struct {
+	// Slots is the number of concurrent body reads allowed.
+	Slots int
+	// Waited is how long the request waited (--read-queue-timeout).
+	Waited time.Duration
+}
+
+// Error implements error; the message tells the operator what to raise.
+func (e *ReadLimitError) Error() string {
+	return fmt.Sprintf("sluice is busy: %d request bodies are being read and split at once and this one waited %v for a slot; "+
+		"retry after the Retry-After delay, or raise --max-concurrent-reads (or --read-queue-timeout), or add CPUs or instances", e.Slots, e.Waited)
+}
+
+// Unwrap returns ErrReadLimit.
+func (e *ReadLimitError) Unwrap() error { return ErrReadLimit }
+
+// TooManyEventsError is a 413 for a body of more events (records and
+// dead letters) than the per-request cap. It wraps ErrTooManyEvents.
+type TooManyEventsError struct {
+	// Max is the cap (--max-events).
+	Max int
+}
+
+// Error implements error; the message says the cap and what to do.
+func (e *TooManyEventsError) Error() string {
+	return fmt.Sprintf("too many events in one request: more than %d (--max-events); split the body into smaller requests, or raise --max-events", e.Max)
+}
+
+// Unwrap returns ErrTooManyEvents.
+func (e *TooManyEventsError) Unwrap() error { return ErrTooManyEvents }
+
 // StatusOf maps an error to its HTTP status code: the one place where this
 // mapping lives.
 func StatusOf(err error) int {
@@ -94,12 +136,13 @@ func StatusOf(err error) int {
 		return fasthttp.StatusNotFound
 	case errors.Is(err, ErrMethodNotAllowed):
 		return fasthttp.StatusMethodNotAllowed
-	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge):
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, fasthttp.ErrBodyTooLarge), errors.Is(err, ErrTooManyEvents):
 		return fasthttp.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrUnsupportedMediaType), errors.Is(err, ErrUnsupportedEncoding),
 		errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
 		return fasthttp.StatusUnsupportedMediaType
-	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrSinkUnavailable), errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrSinkUnavailable), errors.Is(err, ErrShuttingDown),
+		errors.Is(err, ErrReadLimit):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ErrAckTimeout):
 		return fasthttp.StatusGatewayTimeout

@@ -82,6 +82,7 @@ var Catalog = []MetricInfo{
 	{MetricDriverRestarts, "counter", "", "Restarts of the driver after a terminal sink, commit or dead-letter error."},
 	{MetricQueueBytes, "gauge", "", "Bytes waiting in the receive queue for the driver."},
 	{MetricIngestAckLatency, "histogram", "", "Seconds from enqueue to acknowledgement of ingest requests answered 200."},
+	{MetricReadLimitRejected, "counter", "", "Ingest requests answered 503 because every body-read slot (--max-concurrent-reads) stayed taken for --read-queue-timeout."},
 }
 
 // helpOf maps a family name to its HELP text, escaped for the text format.
@@ -100,6 +101,10 @@ func helpIndex(c []MetricInfo) map[string]string {
 	}
 	return m
 }
+
+// MetricReadLimitRejected counts the 503s of requests that waited
+// --read-queue-timeout for a body-read slot (--max-concurrent-reads).
+const MetricReadLimitRejected = "sluice_ingest_read_limit_rejections_total"
 
 // DLQ reason classes: the bounded label values of sluice_dlq_events_total.
 const (
@@ -128,6 +133,7 @@ type Metrics struct {
 	driverRestarts *metrics.Counter
 	ackLatency     *metrics.PrometheusHistogram
 	recvBlockBytes *metrics.Gauge
+	readRejected   *metrics.Counter
 	dlq            map[string]*metrics.Counter
 
 	// Totals across labels and the sink's latency, for Traffic.
@@ -180,6 +186,7 @@ func newMetrics(g gaugeFuncs) *Metrics {
 		driverRestarts: s.NewCounter(MetricDriverRestarts),
 		ackLatency:     s.NewPrometheusHistogram(MetricIngestAckLatency),
 		recvBlockBytes: s.NewGauge(MetricRecvBlockBytes, nil),
+		readRejected:   s.NewCounter(MetricReadLimitRejected),
 		dlq:            make(map[string]*metrics.Counter),
 	}
 	for _, c := range statusCodes {
@@ -265,6 +272,8 @@ func (m *Metrics) gateRejection(source string) {
 	m.set.GetOrCreateCounter(fmt.Sprintf(`%s{source=%q}`, MetricGateRejections, source)).Inc()
 	m.rejectionTotal.Add(1)
 }
+
+func (m *Metrics) readLimitRejection() { m.readRejected.Inc() }
 
 func (m *Metrics) dlqEvent(class string) {
 	c, ok := m.dlq[class]

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/governor"
@@ -14,13 +15,19 @@ import (
 // batch carrying the request's last record was accepted by the sink; the
 // receiver then answers the waiting handler. It is resolved exactly once:
 // by that commit, or by a failure (sink down, shutdown deadline).
+//
+// It holds its records as spans of its body (8 bytes a record, not an
+// engine.Record's 128); RecvLimited makes the records of a batch from them.
 type Ack struct {
 	id     uint64
-	recs   []engine.Record
-	next   int // index of the first record not yet received by the driver
+	body   []byte // the records' bytes
+	spans  []span
+	topic  string // Record.Topic of every record ("" = sink default)
+	next   int    // index of the first span not yet received by the driver
 	dlq    []engine.DLQEntry
-	queued int64 // bytes of recs[next:] and of dlq not yet received
+	queued int64 // bytes of spans[next:] and of dlq not yet received
 	inputs int   // events in the body (records + inbound dead letters)
+	size   int   // the body's (decompressed) bytes
 	lease  *governor.Lease
 	start  time.Time
 	tenant string // tenant name ("" = default)
@@ -33,14 +40,40 @@ type Ack struct {
 
 // newAck returns the token of a request whose body was split into out.
 func newAck(id uint64, out *splitOut, lease *governor.Lease) *Ack {
-	a := &Ack{id: id, recs: out.recs, dlq: out.dlq, inputs: out.inputs(), lease: lease, start: time.Now(), done: make(chan error, 1)}
-	for i := range a.recs {
-		a.queued += int64(a.recs[i].Size())
+	a := &Ack{
+		id: id, body: out.body, spans: out.spans, topic: out.topic, dlq: out.dlq, inputs: out.inputs(),
+		queued: out.bytes, lease: lease, start: time.Now(), done: make(chan error, 1),
 	}
 	for i := range a.dlq {
 		a.queued += int64(a.dlq[i].Record.Size())
 	}
 	return a
+}
+
+// The bookkeeping a request holds while it is in flight, beyond its body's
+// bytes, leased with them from the MemoryGuard. TestRequestBookkeeping
+// measures the heap a split request holds and checks these against it.
+const (
+	// spanCost is the bytes of one record: its span.
+	spanCost = int64(unsafe.Sizeof(span{}))
+	// deadLetterCost is the bytes of one dead letter before its reason's
+	// text: its engine.DLQEntry.
+	deadLetterCost = int64(unsafe.Sizeof(engine.DLQEntry{}))
+	// requestCost is the fixed part: the Ack, its channel and lease, the
+	// split's state.
+	requestCost = 4 << 10
+)
+
+// bookkeeping returns the bytes out holds beyond its body: requestCost,
+// its spans' and dead letters' arrays (as allocated), and each dead
+// letter's reason (rounded up to 16 bytes, about the allocator's size
+// class of a short string).
+func bookkeeping(out *splitOut) int64 {
+	n := requestCost + int64(cap(out.spans))*spanCost + int64(cap(out.dlq))*deadLetterCost
+	for i := range out.dlq {
+		n += int64(len(out.dlq[i].Reason)+15) &^ 15
+	}
+	return n
 }
 
 // ID returns the request id (the Record.Tag of its records).
@@ -213,7 +246,7 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 	}
 	n := 0
 	for _, a := range r.q {
-		n += len(a.recs) - a.next
+		n += len(a.spans) - a.next
 		if n >= maxRecs {
 			break
 		}
@@ -231,22 +264,25 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 			}
 			a.dlq = nil
 		}
-		for a.next < len(a.recs) {
+		for a.next < len(a.spans) {
 			if len(b.Records) >= maxRecs {
 				full = true
 				break
 			}
-			sz := int64(a.recs[a.next].Size())
+			sp := a.spans[a.next]
+			sz := int64(sp.n)
 			if lim.MaxBytes > 0 && len(b.Records) > 0 && bytes+sz > lim.MaxBytes {
 				full = true
 				break
 			}
-			b.Records = append(b.Records, a.recs[a.next])
-			a.recs[a.next] = engine.Record{} // the batch owns it now
+			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Tag: a.id})
 			a.next++
 			bytes += sz
 			a.queued -= sz
 			r.queued -= sz
+		}
+		if a.next == len(a.spans) {
+			a.spans, a.body = nil, nil // the batches own the records now
 		}
 		if full {
 			break

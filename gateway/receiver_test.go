@@ -14,11 +14,11 @@ import (
 
 // testAck builds a request of n records of size bytes each, with id.
 func testAck(id uint64, n, size int, dlq int) *Ack {
-	out := splitOut{tag: id}
+	out := splitOut{tag: id, body: make([]byte, n*size)}
 	for i := range n {
-		v := make([]byte, size)
+		v := out.body[i*size : (i+1)*size]
 		copy(v, fmt.Sprintf("%d/%d", id, i))
-		out.recs = append(out.recs, engine.Record{Value: v, Tag: id})
+		out.add(v)
 	}
 	for range dlq {
 		out.reject([]byte("bad"), "parse error: test")
@@ -251,7 +251,7 @@ func BenchmarkReceiver(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		out := splitOut{tag: uint64(i), recs: make([]engine.Record, 0, 66)}
+		out := splitOut{tag: uint64(i), spans: make([]span, 0, 66)}
 		if err := split(body, kindNDJSON, &out); err != nil {
 			b.Fatal(err)
 		}

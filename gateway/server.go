@@ -2,15 +2,16 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/governor"
 	"github.com/valyala/fasthttp"
 )
@@ -30,15 +31,65 @@ type tenant struct {
 	topic string // "" = the sink's default topic
 }
 
+// keyHash is the SHA-256 of an API key. Keys are looked up by their hash,
+// never compared byte by byte: the lookup's timing depends only on the
+// hash of the presented key, which tells nothing about the bytes of a valid
+// key (the constant-time property without a loop over every key).
+type keyHash [sha256.Size]byte
+
+// Defaults of ServerConfig.
+const (
+	DefaultMaxEvents        = 100_000
+	DefaultReadQueueTimeout = time.Second
+)
+
+// DefaultMaxConcurrentReads is the default of
+// ServerConfig.MaxConcurrentReads: two per CPU, so reading, decompressing
+// and splitting bodies keeps the CPUs busy without thrashing them.
+func DefaultMaxConcurrentReads() int { return 2 * runtime.GOMAXPROCS(0) }
+
+// ServerConfig holds the front door's request limits.
+type ServerConfig struct {
+	// MaxEvents caps the events (records and dead letters) of one request;
+	// a body with more is answered 413 and nothing of it is accepted.
+	// Default 100,000.
+	MaxEvents int
+	// MaxConcurrentReads caps the requests whose bodies are being read,
+	// decompressed and split at the same time. A request past it waits in
+	// a queue (ReadQueueTimeout); time a request spends waiting for its
+	// client's bytes does not hold a slot, so slow clients cannot take
+	// them all. Default 2 × GOMAXPROCS.
+	MaxConcurrentReads int
+	// ReadQueueTimeout bounds the wait for a read slot; past it the request
+	// gets 503 with Retry-After. Default 1s.
+	ReadQueueTimeout time.Duration
+}
+
+// withDefaults fills the zero fields.
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.MaxConcurrentReads <= 0 {
+		c.MaxConcurrentReads = DefaultMaxConcurrentReads()
+	}
+	if c.ReadQueueTimeout <= 0 {
+		c.ReadQueueTimeout = DefaultReadQueueTimeout
+	}
+	return c
+}
+
 // Server is the ingest front door: POST /v1/events, GET /healthz and
 // GET /readyz on one fasthttp listener.
 type Server struct {
 	cfg    *Config
+	lim    ServerConfig
+	reads  *readLimiter
 	recv   *Receiver
 	gov    *governor.Governor
 	m      *Metrics
 	log    *slog.Logger
-	keys   map[string]*tenant // nil: ingest is open (default tenant)
+	keys   map[keyHash]*tenant // nil: ingest is open (default tenant)
 	def    *tenant
 	ready  func() error
 	nextID atomic.Uint64
@@ -51,15 +102,16 @@ type Server struct {
 // traffic (the sink is healthy and it is not shutting down).
 func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, log *slog.Logger, ready func() error) *Server {
 	s := &Server{cfg: cfg, recv: recv, gov: gov, m: m, log: log, ready: ready, def: &tenant{}}
+	s.setLimits(ServerConfig{})
 	if len(cfg.APIKeys) > 0 || len(cfg.Tenants) > 0 {
-		s.keys = make(map[string]*tenant)
+		s.keys = make(map[keyHash]*tenant)
 		for _, k := range cfg.APIKeys {
-			s.keys[k] = s.def
+			s.keys[sha256.Sum256([]byte(k))] = s.def
 		}
 		for _, t := range cfg.Tenants {
 			tt := &tenant{name: t.Name, topic: t.Topic}
 			for _, k := range t.Keys {
-				s.keys[k] = tt
+				s.keys[sha256.Sum256([]byte(k))] = tt
 			}
 		}
 	}
@@ -79,6 +131,13 @@ func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, 
 		Logger:                       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+// setLimits sets the request limits (zero fields: defaults). Call before
+// the server serves.
+func (s *Server) setLimits(c ServerConfig) {
+	s.lim = c.withDefaults()
+	s.reads = newReadLimiter(s.lim.MaxConcurrentReads, s.lim.ReadQueueTimeout)
 }
 
 // listen binds the listener.
@@ -220,36 +279,23 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	if cl > maxBody {
 		return writeError(ctx, ErrBodyTooLarge, 0)
 	}
-	guard := s.gov.Guard()
-	var lease *governor.Lease
-	if cl > 0 {
-		lease = guard.Lease(cl)
+	// Reading, decompressing and splitting hold a read slot (not while
+	// waiting for the client's bytes); the ack wait below does not.
+	slot := readSlot{l: s.reads}
+	if err := slot.acquire(); err != nil {
+		s.m.readLimitRejection()
+		return writeError(ctx, err, time.Second)
 	}
-	body, err := readBody(ctx, cl, maxBody)
-	if err == nil && enc != "" {
-		body, err = decompress(enc, body, maxBody)
-	}
+	a, err := s.readAndSplit(ctx, &slot, t, kind, enc, cl, maxBody)
+	slot.release()
 	if err != nil {
-		lease.Release()
-		return writeError(ctx, err, 0)
+		if errors.Is(err, ErrReadLimit) {
+			s.m.readLimitRejection()
+		}
+		return writeError(ctx, err, time.Second)
 	}
-	if n := int64(len(body)); lease == nil || lease.Bytes() != n {
-		lease.Release()
-		lease = guard.Lease(n)
-	}
-	id := s.nextID.Add(1)
-	out := splitOut{maxEvent: int(s.cfg.MaxEvent), tag: id, topic: t.topic}
-	if n := bytes.Count(body, []byte{'\n'}); n > 0 {
-		out.recs = make([]engine.Record, 0, n+1)
-	}
-	if err := split(body, kind, &out); err != nil {
-		lease.Release()
-		return writeError(ctx, err, 0)
-	}
-	a := newAck(id, &out, lease)
-	a.tenant = t.name
 	if err := s.recv.Enqueue(a); err != nil {
-		lease.Release()
+		a.lease.Release()
 		var pe *PressureError
 		if errors.As(err, &pe) {
 			s.m.gateRejection(pe.Source)
@@ -257,7 +303,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 		return writeError(ctx, err, time.Second)
 	}
 	s.m.ingestEvents.Add(a.inputs)
-	s.m.ingestBytes.Add(len(body))
+	s.m.ingestBytes.Add(a.size)
 	timer := time.NewTimer(s.cfg.AckTimeout)
 	defer timer.Stop()
 	select {
@@ -284,7 +330,46 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	return fasthttp.StatusOK
 }
 
-// auth resolves the API key to a tenant.
+// readAndSplit reads the body (at most maxBody bytes, decompressed by enc),
+// splits it and returns the request's unqueued Ack, whose lease covers the
+// body and the request's bookkeeping. The caller holds slot; a stream read
+// gives it up while it waits for the client. On error nothing is leased.
+func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, slot *readSlot, t *tenant, kind bodyKind, enc string, cl, maxBody int64) (*Ack, error) {
+	guard := s.gov.Guard()
+	var lease *governor.Lease
+	if cl > 0 {
+		lease = guard.Lease(cl)
+	}
+	body, err := readBody(ctx, slot, cl, maxBody)
+	if err == nil && enc != "" {
+		body, err = decompress(enc, body, maxBody)
+	}
+	if err != nil {
+		lease.Release()
+		return nil, err
+	}
+	// The records' spans are sized by the body's lines (capped by the
+	// events cap): lease them before they are allocated.
+	n := min(bytes.Count(body, []byte{'\n'}), s.lim.MaxEvents) + 1
+	lease.Release()
+	lease = guard.Lease(int64(len(body)) + requestCost + int64(n)*spanCost)
+	id := s.nextID.Add(1)
+	out := splitOut{maxEvent: int(s.cfg.MaxEvent), maxEvents: s.lim.MaxEvents, tag: id, topic: t.topic}
+	out.spans = make([]span, 0, n)
+	if err := split(body, kind, &out); err != nil {
+		lease.Release()
+		return nil, err
+	}
+	lease.Release()
+	lease = guard.Lease(int64(len(body)) + bookkeeping(&out))
+	a := newAck(id, &out, lease)
+	a.tenant = t.name
+	a.size = len(body)
+	return a, nil
+}
+
+// auth resolves the API key to a tenant in time independent of the bytes of
+// the valid keys (keyHash).
 func (s *Server) auth(ctx *fasthttp.RequestCtx) (*tenant, error) {
 	if s.keys == nil {
 		return s.def, nil
@@ -295,7 +380,10 @@ func (s *Server) auth(ctx *fasthttp.RequestCtx) (*tenant, error) {
 			key = bytes.TrimSpace(h[7:])
 		}
 	}
-	if t, ok := s.keys[string(key)]; ok && len(key) > 0 {
+	if len(key) == 0 {
+		return nil, ErrUnauthorized
+	}
+	if t, ok := s.keys[sha256.Sum256(key)]; ok {
 		return t, nil
 	}
 	return nil, ErrUnauthorized
@@ -322,8 +410,9 @@ func bodyKindOf(ct []byte) (bodyKind, error) {
 }
 
 // readBody copies the request body into a buffer the request owns, reading
-// at most maxBody bytes.
-func readBody(ctx *fasthttp.RequestCtx, cl, maxBody int64) ([]byte, error) {
+// at most maxBody bytes. A streamed body is read through slot (nil: none),
+// which is given up while a read waits for the client.
+func readBody(ctx *fasthttp.RequestCtx, slot *readSlot, cl, maxBody int64) ([]byte, error) {
 	if !ctx.Request.IsBodyStream() {
 		b := ctx.PostBody()
 		if int64(len(b)) > maxBody {
@@ -331,22 +420,106 @@ func readBody(ctx *fasthttp.RequestCtx, cl, maxBody int64) ([]byte, error) {
 		}
 		return append([]byte(nil), b...), nil
 	}
-	r := ctx.RequestBodyStream()
+	r := io.Reader(ctx.RequestBodyStream())
+	if slot != nil {
+		r = &slotReader{r: r, slot: slot}
+	}
+	readErr := func(err error) error {
+		if errors.Is(err, ErrReadLimit) {
+			return err
+		}
+		return errors.Join(ErrInvalidJSON, err)
+	}
 	if cl >= 0 {
 		body := make([]byte, cl)
 		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, errors.Join(ErrInvalidJSON, err)
+			return nil, readErr(err)
 		}
 		return body, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
-		return nil, errors.Join(ErrInvalidJSON, err)
+		return nil, readErr(err)
 	}
 	if int64(len(body)) > maxBody {
 		return nil, ErrBodyTooLarge
 	}
 	return body, nil
+}
+
+// readLimiter bounds the requests that read, decompress and split a body
+// at the same time (VictoriaMetrics' write concurrency limiter is the
+// model): a slot is a token in a buffered channel; past the capacity a
+// request waits up to the queue timeout, then fails with a *ReadLimitError.
+// Safe for concurrent use.
+type readLimiter struct {
+	slots   chan struct{}
+	timeout time.Duration
+}
+
+func newReadLimiter(n int, timeout time.Duration) *readLimiter {
+	return &readLimiter{slots: make(chan struct{}, n), timeout: timeout}
+}
+
+// acquire takes a slot, waiting at most the queue timeout.
+func (l *readLimiter) acquire() error {
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(l.timeout)
+	defer t.Stop()
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return &ReadLimitError{Slots: cap(l.slots), Waited: l.timeout}
+	}
+}
+
+// release gives a slot back.
+func (l *readLimiter) release() { <-l.slots }
+
+// readSlot is one request's hold on a readLimiter slot.
+type readSlot struct {
+	l    *readLimiter
+	held bool
+}
+
+// acquire takes a slot (see readLimiter.acquire).
+func (s *readSlot) acquire() error {
+	if err := s.l.acquire(); err != nil {
+		return err
+	}
+	s.held = true
+	return nil
+}
+
+// release gives the slot back if it is held; safe to call again.
+func (s *readSlot) release() {
+	if s.held {
+		s.held = false
+		s.l.release()
+	}
+}
+
+// slotReader gives its request's slot up for the duration of each Read (a
+// read may wait for a slow client) and takes it back after; when that
+// fails past the queue timeout, Read returns the *ReadLimitError.
+type slotReader struct {
+	r    io.Reader
+	slot *readSlot
+}
+
+// Read implements io.Reader.
+func (s *slotReader) Read(p []byte) (int, error) {
+	s.slot.release()
+	n, err := s.r.Read(p)
+	if aerr := s.slot.acquire(); aerr != nil {
+		return n, aerr
+	}
+	return n, err
 }
 
 // decompress decodes body by its Content-Encoding, capped at maxBody bytes

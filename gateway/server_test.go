@@ -1,9 +1,15 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -69,5 +75,153 @@ func TestBodyKindOf(t *testing.T) {
 		if _, err := bodyKindOf([]byte(ct)); !errors.Is(err, ErrUnsupportedMediaType) {
 			t.Errorf("bodyKindOf(%q) = %v, want 415", ct, err)
 		}
+	}
+}
+
+// TestMaxEvents: a body of more events than the cap is 413 with a JSON
+// reason naming the cap, and nothing of it is queued; at the cap it is
+// accepted. Dead letters count as events.
+func TestMaxEvents(t *testing.T) {
+	s := newTestServer(t, ServerConfig{MaxEvents: 10})
+	for _, tc := range []struct {
+		name string
+		body string
+		code int
+	}{
+		{"at the cap", strings.Repeat("{}\n", 10), 200},
+		{"over the cap", strings.Repeat("{}\n", 11), 413},
+		{"dead letters count", strings.Repeat("{}\n", 9) + "x\ny\n", 413},
+		{"blank lines do not", strings.Repeat("{}\n\n\n", 10), 200},
+	} {
+		done := make(chan struct{})
+		var code int
+		var body string
+		go func() { code, body = s.post(t, []byte(tc.body)); close(done) }()
+		if tc.code == 200 {
+			waitUntil(t, func() bool { return s.recv.Pending() == 1 })
+			s.drain(t)
+		}
+		<-done
+		if code != tc.code {
+			t.Fatalf("%s: status %d %s, want %d", tc.name, code, body, tc.code)
+		}
+		if code == 413 && (!strings.Contains(body, `"error":"too many events in one request: more than 10 (--max-events)`) ||
+			!strings.Contains(body, "split the body")) {
+			t.Fatalf("%s: body %s", tc.name, body)
+		}
+		if s.recv.Pending() != 0 || s.gov.Guard().InFlight() != 0 {
+			t.Fatalf("%s: %d pending, %d bytes leased after the answer", tc.name, s.recv.Pending(), s.gov.Guard().InFlight())
+		}
+	}
+	// A JSON array too.
+	if code, body := s.post(t, []byte("["+strings.Repeat("{},", 10)+"{}]"), "Content-Type", "application/json"); code != 413 {
+		t.Fatalf("array over the cap: %d %s", code, body)
+	}
+}
+
+// TestReadLimit: with every read slot taken, a request waits the queue
+// timeout and gets 503 with Retry-After and a message naming the flags to
+// raise, counted in the metric; once a slot is free it is served.
+func TestReadLimit(t *testing.T) {
+	s := newTestServer(t, ServerConfig{MaxConcurrentReads: 1, ReadQueueTimeout: 50 * time.Millisecond})
+	var busy readSlot
+	busy.l = s.reads
+	if err := busy.acquire(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(s.url)
+	req.Header.SetMethod("POST")
+	req.SetBodyString(`{"a":1}`)
+	if err := s.client.Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); resp.StatusCode() != 503 || took < 50*time.Millisecond {
+		t.Fatalf("status %d after %v, want 503 after the 50ms queue timeout", resp.StatusCode(), took)
+	}
+	if ra := string(resp.Header.Peek("Retry-After")); ra != "1" {
+		t.Fatalf("Retry-After %q", ra)
+	}
+	if b := string(resp.Body()); !strings.Contains(b, "--max-concurrent-reads") || !strings.Contains(b, "1 request bodies") {
+		t.Fatalf("body %s", b)
+	}
+	if got := s.m.readRejected.Get(); got != 1 {
+		t.Fatalf("%s = %d, want 1", MetricReadLimitRejected, got)
+	}
+	busy.release()
+	done := make(chan int, 1)
+	go func() { code, _ := s.post(t, []byte(`{"a":1}`)); done <- code }()
+	waitUntil(t, func() bool { return s.recv.Pending() == 1 })
+	s.drain(t)
+	if code := <-done; code != 200 {
+		t.Fatalf("after the slot was freed: %d", code)
+	}
+}
+
+// TestReadLimitSlowClient: a client that stalls in the middle of a
+// streamed body does not hold the only read slot: another request is
+// served meanwhile.
+func TestReadLimitSlowClient(t *testing.T) {
+	s := newTestServer(t, ServerConfig{MaxConcurrentReads: 1, ReadQueueTimeout: 50 * time.Millisecond})
+	conn, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := bytes.Repeat([]byte(`{"pad":"`+strings.Repeat("x", 90)+`"}`+"\n"), 1000) // streamed: over 64 KiB
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n", len(big))
+	if _, err := conn.Write(big[:len(big)/2]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the slow request is now waiting for its body
+	done := make(chan int, 1)
+	go func() { code, _ := s.post(t, []byte(`{"a":1}`)); done <- code }()
+	waitUntil(t, func() bool { return s.recv.Pending() == 1 })
+	s.drain(t)
+	if code := <-done; code != 200 {
+		t.Fatalf("a request beside a stalled body: %d", code)
+	}
+	if _, err := conn.Write(big[len(big)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return s.recv.Pending() == 1 })
+	s.drain(t)
+	var resp fasthttp.Response
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := resp.Read(bufio.NewReader(conn)); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("the slow request: %v %d %s", err, resp.StatusCode(), resp.Body())
+	}
+}
+
+// TestAuthByKeyHash: keys are found by their SHA-256, a wrong or empty key
+// is 401.
+func TestAuthByKeyHash(t *testing.T) {
+	s := newTestServer(t, ServerConfig{}, "k1", "another-key")
+	for _, tc := range []struct {
+		headers []string
+		code    int
+	}{
+		{nil, 401},
+		{[]string{"X-API-Key", ""}, 401},
+		{[]string{"X-API-Key", "k2"}, 401},
+		{[]string{"X-API-Key", "k1x"}, 401},
+		{[]string{"Authorization", "Bearer "}, 401},
+		{[]string{"Authorization", "Bearer another-ke"}, 401},
+		{[]string{"X-API-Key", "k1"}, 200},
+		{[]string{"Authorization", "bearer another-key"}, 200},
+	} {
+		done := make(chan int, 1)
+		go func() { code, _ := s.post(t, []byte(`{"a":1}`), tc.headers...); done <- code }()
+		if tc.code == 200 {
+			waitUntil(t, func() bool { return s.recv.Pending() == 1 })
+			s.drain(t)
+		}
+		if code := <-done; code != tc.code {
+			t.Fatalf("%q: status %d, want %d", tc.headers, code, tc.code)
+		}
+	}
+	if _, ok := s.keys[sha256.Sum256([]byte("k1"))]; !ok || len(s.keys) != 2 {
+		t.Fatalf("keys are not held by their hash: %d entries", len(s.keys))
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/codec"
@@ -27,24 +28,47 @@ const (
 // so that the dead letter itself fits in a Kafka message.
 const maxDLQValue = 64 << 10
 
+// span is one record of a body: body[off : off+n]. A request holds its
+// records as spans (8 bytes each) for as long as it is in flight; the
+// receiver makes an engine.Record (128 bytes) of a span only when the
+// driver takes it, a block at a time.
+type span struct{ off, n uint32 }
+
+// maxSplitBody is the largest body a span can index.
+const maxSplitBody = 1<<32 - 1
+
 // splitOut collects the records and dead letters of one body. Records
 // reference the body's bytes (no copy); the body must not be mutated while
 // they are in flight.
 type splitOut struct {
-	recs     []engine.Record
-	dlq      []engine.DLQEntry
-	maxEvent int    // per-event cap in bytes; ≤ 0: none
-	tag      uint64 // Record.Tag of every record and dead letter
-	topic    string // Record.Topic of every record ("" = sink default)
-	ck       codec.Checker
+	body      []byte // the body the spans index
+	spans     []span
+	bytes     int64 // payload bytes of the spans
+	dlq       []engine.DLQEntry
+	maxEvent  int    // per-event cap in bytes; ≤ 0: none
+	maxEvents int    // cap on the events (records + dead letters) of the body; ≤ 0: none
+	tag       uint64 // Record.Tag of every record and dead letter
+	topic     string // Record.Topic of every record ("" = sink default)
+	ck        *codec.Checker
 }
 
+// checkers keeps codec.Checkers with grown buffers across requests.
+var checkers = sync.Pool{New: func() any { return new(codec.Checker) }}
+
+// add appends the record v, a sub-slice of o.body.
+func (o *splitOut) add(v []byte) {
+	o.spans = append(o.spans, span{off: uint32(cap(o.body) - cap(v)), n: uint32(len(v))})
+	o.bytes += int64(len(v))
+}
+
+// record takes the record v, or dead-letters it when it is over the
+// per-event cap.
 func (o *splitOut) record(v []byte) {
 	if o.maxEvent > 0 && len(v) > o.maxEvent {
 		o.tooLarge(v)
 		return
 	}
-	o.recs = append(o.recs, engine.Record{Value: v, Topic: o.topic, Tag: o.tag})
+	o.add(v)
 }
 
 func (o *splitOut) tooLarge(v []byte) {
@@ -64,15 +88,32 @@ func (o *splitOut) reject(v []byte, reason string) {
 }
 
 // inputs is the number of events the body carried (records + rejects).
-func (o *splitOut) inputs() int { return len(o.recs) + len(o.dlq) }
+func (o *splitOut) inputs() int { return len(o.spans) + len(o.dlq) }
+
+// full reports whether the body already holds maxEvents events: one more
+// makes it a *TooManyEventsError.
+func (o *splitOut) full() bool { return o.maxEvents > 0 && o.inputs() >= o.maxEvents }
+
+// tooMany is the error of a body past maxEvents.
+func (o *splitOut) tooMany() error { return &TooManyEventsError{Max: o.maxEvents} }
 
 // split cuts body into records without a full parse: NDJSON by line, an
-// array by a structural skip over its elements. Every record is checked to
-// be strictly valid JSON and a JSON object. It returns ErrEmptyBody for a
-// body without events and ErrInvalidJSON for a JSON body that is not valid
-// JSON (nothing of it is to be accepted); bad NDJSON lines and oversized
-// events become dead letters in out.
+// array element by element. Every record is checked (codec.Checker) to be
+// strictly valid JSON, a JSON object, and free of repeated names. It returns
+// ErrEmptyBody for a body without events, ErrInvalidJSON for a JSON body
+// that is not valid JSON, and a *TooManyEventsError for a body of more than
+// out.maxEvents events (nothing of such a body is to be accepted); bad
+// NDJSON lines, records that repeat a name and oversized events become dead
+// letters in out.
 func split(body []byte, kind bodyKind, out *splitOut) error {
+	if len(body) > maxSplitBody {
+		return ErrBodyTooLarge
+	}
+	out.body = body
+	if out.ck == nil {
+		out.ck = checkers.Get().(*codec.Checker)
+		defer func() { checkers.Put(out.ck); out.ck = nil }()
+	}
 	start := skipWS(body, 0)
 	if start == len(body) {
 		return ErrEmptyBody
@@ -116,6 +157,9 @@ func splitNDJSON(body []byte, out *splitOut) error {
 		if len(l) == 0 {
 			continue
 		}
+		if out.full() {
+			return out.tooMany()
+		}
 		if out.maxEvent > 0 && len(l) > out.maxEvent {
 			out.tooLarge(l)
 			continue
@@ -128,7 +172,7 @@ func splitNDJSON(body []byte, out *splitOut) error {
 		case l[0] != '{':
 			out.reject(l, fmt.Sprintf("parse error: line %d is not a JSON object", line))
 		default:
-			out.recs = append(out.recs, engine.Record{Value: l, Topic: out.topic, Tag: out.tag})
+			out.add(l)
 		}
 	}
 	if out.inputs() == 0 {
@@ -162,6 +206,9 @@ func splitJSON(body []byte, i int, out *splitOut) error {
 		return ErrEmptyBody
 	}
 	for n := 1; ; n++ {
+		if out.full() {
+			return out.tooMany()
+		}
 		end, err := out.ck.Next(body, i)
 		if err == codec.ErrInvalid {
 			return ErrInvalidJSON

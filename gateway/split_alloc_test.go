@@ -8,8 +8,6 @@ package gateway
 import (
 	"strings"
 	"testing"
-
-	"github.com/sluicehq/sluice/engine"
 )
 
 // TestSplitZeroAllocs asserts that splitting valid events allocates nothing
@@ -17,13 +15,13 @@ import (
 func TestSplitZeroAllocs(t *testing.T) {
 	body := ndjsonBody(100)
 	arr := "[" + strings.ReplaceAll(strings.TrimSpace(string(body)), "\n", ",") + "]"
-	out := splitOut{recs: make([]engine.Record, 0, 200)}
+	out := splitOut{spans: make([]span, 0, 200)}
 	for _, tc := range []struct {
 		body []byte
 		kind bodyKind
 	}{{body, kindNDJSON}, {[]byte(arr), kindJSON}} {
 		allocs := testing.AllocsPerRun(20, func() {
-			out.recs = out.recs[:0]
+			out.spans = out.spans[:0]
 			if err := split(tc.body, tc.kind, &out); err != nil {
 				t.Fatal(err)
 			}
