@@ -119,6 +119,16 @@ type Config struct {
 	// MaxEvent caps one event in bytes; a larger event is dead-lettered
 	// ("event too large"). When not given it follows a smaller MaxBody.
 	MaxEvent ByteSize `name:"max-event" yaml:"max_event" default:"1MiB" help:"Cap of one event: larger events go to the DLQ (\"event too large\", first 64 KiB kept). At most max_body; when not given it follows a smaller max_body."`
+	// MaxEvents caps the events (records and dead letters) of one request;
+	// a body with more is 413 and nothing of it is accepted
+	// (DefaultMaxEvents).
+	MaxEvents int `name:"max-events" yaml:"max_events" default:"100000" help:"Cap of the events (records and dead letters) in one request: a body with more is 413 and nothing of it is accepted; send it as several requests."`
+	// MaxConcurrentReads caps the requests whose bodies are read,
+	// decompressed and split at once. 0: 2 × GOMAXPROCS.
+	MaxConcurrentReads int `name:"max-concurrent-reads" yaml:"max_concurrent_reads" placeholder:"N" example:"8" help:"Requests whose bodies are read, decompressed and split at the same time; a request waiting for its client's bytes holds no slot. Past it a request waits up to read_queue_timeout, then gets 503 with Retry-After. Default 2 per CPU (GOMAXPROCS)."`
+	// ReadQueueTimeout bounds a request's wait for a body-read slot; then
+	// 503 (DefaultReadQueueTimeout).
+	ReadQueueTimeout time.Duration `name:"read-queue-timeout" yaml:"read_queue_timeout" default:"1s" help:"How long a request may wait for a body-read slot (max_concurrent_reads) before it gets 503 with Retry-After."`
 	// QueueBytes caps the bytes waiting for the driver; a request that does
 	// not fit is 503. 0: MemoryLimit/8 (at least MaxBody).
 	QueueBytes ByteSize `name:"queue-bytes" yaml:"queue_bytes" placeholder:"SIZE" example:"128MiB" help:"Bytes that may wait for the driver; a request that does not fit is 503. Default memory_limit/8 (at least max_body)."`
@@ -435,6 +445,15 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueBytes < 0 || (c.QueueBytes > 0 && c.QueueBytes < c.MaxBody) {
 		bad("queue_bytes %v must be ≥ --max-body %v", c.QueueBytes, c.MaxBody)
+	}
+	if c.MaxEvents <= 0 {
+		bad("--max-events %d must be > 0", c.MaxEvents)
+	}
+	if c.MaxConcurrentReads < 0 {
+		bad("--max-concurrent-reads %d must be ≥ 0 (0: 2 per CPU)", c.MaxConcurrentReads)
+	}
+	if c.ReadQueueTimeout <= 0 {
+		bad("--read-queue-timeout %v must be > 0", c.ReadQueueTimeout)
 	}
 	if c.AckTimeout <= 0 || c.ShutdownTimeout <= 0 {
 		bad("--ack-timeout and --shutdown-timeout must be > 0")

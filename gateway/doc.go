@@ -23,9 +23,13 @@
 // Configuration is one tagged struct, Config: its tags give every option's
 // flag, YAML key, environment variable, default and help (LoadConfig).
 //
-// Memory: every request body is leased from the governor's MemoryGuard from
-// enqueue to ack; the queue is bounded in bytes and rejects with 503 when
-// full; the inbound gate is evaluated before a body is read. The memory
+// Memory: every request body, with its bookkeeping (a span per record, its
+// dead letters), is leased from the governor's MemoryGuard from read to ack;
+// a request holds at most --max-events events (413 past it); at most
+// --max-concurrent-reads bodies are read, decompressed and split at once
+// (503 after --read-queue-timeout); the queue is bounded in bytes and
+// rejects with 503 when full; the inbound gate is evaluated before a body
+// is read. The memory
 // limit (--memory-limit) also sets GOMEMLIMIT, and the governor's heap
 // source reads the Go heap plus the WASM guests' linear memory (allocated
 // outside the Go heap, so GOMEMLIMIT does not see it) against it.

@@ -96,3 +96,21 @@ func waitUntil(tb testing.TB, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// appendRecord adds a record of value v to o, appending v to o.body (the
+// spans index o.body by offset, so it may grow).
+func (o *splitOut) appendRecord(v []byte) {
+	o.spans = append(o.spans, span{off: uint32(len(o.body)), n: uint32(len(v))})
+	o.body = append(o.body, v...)
+	o.bytes += int64(len(v))
+}
+
+// records returns the records of a's spans not yet received, as
+// RecvLimited makes them.
+func (a *Ack) records() []engine.Record {
+	var recs []engine.Record
+	for _, sp := range a.spans[a.next:] {
+		recs = append(recs, engine.Record{Value: a.body[sp.off : sp.off+sp.n], Topic: a.topic, Tag: a.id})
+	}
+	return recs
+}

@@ -48,7 +48,8 @@ const (
 // and splitting bodies keeps the CPUs busy without thrashing them.
 func DefaultMaxConcurrentReads() int { return 2 * runtime.GOMAXPROCS(0) }
 
-// ServerConfig holds the front door's request limits.
+// ServerConfig holds the front door's request limits (Config's
+// max_events, max_concurrent_reads, read_queue_timeout).
 type ServerConfig struct {
 	// MaxEvents caps the events (records and dead letters) of one request;
 	// a body with more is answered 413 and nothing of it is accepted.
@@ -102,7 +103,7 @@ type Server struct {
 // traffic (the sink is healthy and it is not shutting down).
 func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, log *slog.Logger, ready func() error) *Server {
 	s := &Server{cfg: cfg, recv: recv, gov: gov, m: m, log: log, ready: ready, def: &tenant{}}
-	s.setLimits(ServerConfig{})
+	s.setLimits(ServerConfig{MaxEvents: cfg.MaxEvents, MaxConcurrentReads: cfg.MaxConcurrentReads, ReadQueueTimeout: cfg.ReadQueueTimeout})
 	if len(cfg.APIKeys) > 0 || len(cfg.Tenants) > 0 {
 		s.keys = make(map[keyHash]*tenant)
 		for _, k := range cfg.APIKeys {

@@ -225,3 +225,16 @@ func TestAuthByKeyHash(t *testing.T) {
 		t.Fatalf("keys are not held by their hash: %d entries", len(s.keys))
 	}
 }
+
+// TestServerConfigDefaults keeps ServerConfig's defaults equal to Config's
+// default tags.
+func TestServerConfigDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if c.MaxEvents != DefaultMaxEvents || c.ReadQueueTimeout != DefaultReadQueueTimeout || c.MaxConcurrentReads != 0 {
+		t.Fatalf("max_events %d, read_queue_timeout %v, max_concurrent_reads %d", c.MaxEvents, c.ReadQueueTimeout, c.MaxConcurrentReads)
+	}
+	if got := (ServerConfig{}).withDefaults(); got.MaxEvents != DefaultMaxEvents || got.MaxConcurrentReads != DefaultMaxConcurrentReads() ||
+		got.ReadQueueTimeout != DefaultReadQueueTimeout {
+		t.Fatalf("withDefaults = %+v", got)
+	}
+}

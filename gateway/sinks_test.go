@@ -57,7 +57,7 @@ func TestTallyCountsSinkDeadLetters(t *testing.T) {
 	mk := func(id uint64, vals ...string) *Ack {
 		out := splitOut{tag: id}
 		for _, v := range vals {
-			out.recs = append(out.recs, engine.Record{Value: []byte(v), Tag: id})
+			out.appendRecord([]byte(v))
 		}
 		out.reject([]byte("{bad"), "parse error: test")
 		a := newAck(id, &out, nil)
@@ -135,7 +135,7 @@ func TestTallyWholeWriteFailure(t *testing.T) {
 	if err := recv.Enqueue(a); err != nil {
 		t.Fatal(err)
 	}
-	if err := tally.Write(context.Background(), a.recs); !errors.Is(err, boom) {
+	if err := tally.Write(context.Background(), a.records()); !errors.Is(err, boom) {
 		t.Fatalf("Write = %v", err)
 	}
 	if acc, _, dl := a.Counts(); acc != 0 || dl != 0 {
