@@ -35,7 +35,7 @@ const maxDLQValue = 64 << 10
 type span struct{ off, n uint32 }
 
 // maxSplitBody is the largest body a span can index.
-const maxSplitBody = 1<<32 - 1
+const maxSplitBody uint64 = 1<<32 - 1
 
 // splitOut collects the records and dead letters of one body. Records
 // reference the body's bytes (no copy); the body must not be mutated while
@@ -106,7 +106,7 @@ func (o *splitOut) tooMany() error { return &TooManyEventsError{Max: o.maxEvents
 // NDJSON lines, records that repeat a name and oversized events become dead
 // letters in out.
 func split(body []byte, kind bodyKind, out *splitOut) error {
-	if len(body) > maxSplitBody {
+	if uint64(len(body)) > maxSplitBody {
 		return ErrBodyTooLarge
 	}
 	out.body = body

@@ -51,7 +51,7 @@ func (e *DuplicateKeyError) Unwrap() error { return ErrDuplicateKey }
 // Check reports whether doc is exactly one valid I-JSON value (surrounding
 // whitespace allowed): nil; ErrInvalid when doc is not valid JSON with the
 // strictness of encoding/json.Valid (bad escapes and raw control characters
-// in strings are rejected) or nests deeper than MaxDepth; a
+// in strings are rejected), nests deeper than MaxDepth or is 4 GiB or more; a
 // *DuplicateKeyError when it is valid JSON but an object repeats a name.
 // Invalid UTF-8 is accepted, as encoding/json.Valid accepts it.
 //
@@ -113,6 +113,10 @@ func (k keyRef) len() int { return int(k.n &^ inScratch) }
 // n log n, not n².
 const maxLinear = 32
 
+// maxDoc is the largest document Check reads (its offsets are 32-bit); a
+// larger one is ErrInvalid. Records are capped far below (--max-event).
+const maxDoc uint64 = 1<<32 - 1
+
 // Check is the package-level Check with c's buffers.
 func (c *Checker) Check(doc []byte) error {
 	end, err := c.Next(doc, skipSpace(doc, 0))
@@ -128,6 +132,9 @@ func (c *Checker) Check(doc []byte) error {
 // meaningless. The gateway uses it to check and cut the elements of a JSON
 // array in a single pass.
 func (c *Checker) Next(doc []byte, i int) (end int, err error) {
+	if uint64(len(doc)) > maxDoc {
+		return i, ErrInvalid
+	}
 	end, ok := c.scan(doc, i)
 	switch {
 	case !ok:
