@@ -200,6 +200,9 @@ func (r *kafkaReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) 
 				Stage:  "parse",
 				Reason: fmt.Sprintf("parse error: record %s/%d@%d %v", t.Topic, t.Partition, t.Offset, err),
 			})
+			if errors.Is(err, codec.ErrDuplicateKey) { // the reason HTTP ingest gives, and where
+				b.DLQ[len(b.DLQ)-1].Reason = fmt.Sprintf("%v (record %s/%d@%d)", err, t.Topic, t.Partition, t.Offset)
+			}
 			continue
 		}
 		if r.topic != "" {
@@ -218,11 +221,15 @@ var (
 	errNotObject = errors.New("is not a JSON object")
 )
 
-// checkRecord applies the ingest path's record check: one JSON object,
-// strictly valid.
+// checkRecord applies the ingest path's record check (codec.Check, as
+// HTTP ingest): one JSON object, strictly valid, no repeated name (a
+// *codec.DuplicateKeyError).
 func checkRecord(v []byte) error {
-	if !codec.Valid(v) {
+	switch err := codec.Check(v); {
+	case err == codec.ErrInvalid:
 		return errNotJSON
+	case err != nil:
+		return err
 	}
 	if len(bytes.TrimLeft(v, " \t\r\n")) == 0 || bytes.TrimLeft(v, " \t\r\n")[0] != '{' {
 		return errNotObject

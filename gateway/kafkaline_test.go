@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/sluicehq/sluice/gateway/kafka"
 	"github.com/sluicehq/sluice/internal/e2e"
 )
@@ -109,5 +111,8 @@ func TestCheckRecord(t *testing.T) {
 		if got := checkRecord([]byte(v)); got != want {
 			t.Errorf("checkRecord(%q) = %v, want %v", v, got, want)
 		}
+	}
+	if err := checkRecord([]byte(`{"ip":"a","\u0069p":"b"}`)); !errors.Is(err, codec.ErrDuplicateKey) || err.Error() != `duplicate key "ip"` {
+		t.Errorf("repeated name: %v", err)
 	}
 }
