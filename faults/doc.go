@@ -30,6 +30,12 @@
 //     requests that never complete.
 //   - TestFaultHostileInput: a corpus of malformed requests, each answered
 //     with its documented status and a JSON error.
+//   - TestFaultPoisonRecords: the example chain against a cluster without
+//     topic auto-creation; 6 normal clients and 2 whose every request holds
+//     one poison record (a 300-byte event name, an unknown topic, a topic
+//     the client may not write, a record over message.max.bytes). Every
+//     request of both gets 200, the poison is in the DLQ with the broker's
+//     reason, nothing acknowledged is lost; it logs both 200 shares.
 //
 // The Kafka cluster of each scenario is franz-go's kfake, owned by the test
 // process, so that it outlives the sluice process under test.
