@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/governor"
 )
 
 // poisonSink fails every record whose value contains "poison" with a
@@ -250,6 +251,14 @@ func TestSinkRecordFailuresFollowTheDLQPolicy(t *testing.T) {
 	})
 }
 
+// bytesIgnoringReceiver hands out blocks bounded by records only, so that a
+// governed block is larger than its sub-blocks.
+type bytesIgnoringReceiver struct{ *loggingReceiver }
+
+func (r bytesIgnoringReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engine.Batch[uint64], error) {
+	return r.Recv(ctx, lim.MaxRecords)
+}
+
 // Streaming: each sub-block's failed records are routed right after its
 // sink call and before the next sub-block; the block commits once, after
 // the final one.
@@ -264,10 +273,11 @@ func TestStreamingSinkRecordFailuresRoutePerSubBlockAndCommitOnce(t *testing.T) 
 	vs[8] = `{"i":8,"pad":"poisonxxxxxxxxxxxxxxx"}`
 	r := newLogging(t, ev, vs...)
 	dlq := &recordingDLQ{ev: ev}
-	d := newDriver(t, engine.Config{DLQPolicy: engine.DLQRoute, DLQ: dlq})
+	// A budget fixed at 3 records of 38 bytes: sub-blocks [0 1 2] [3 4 5] [6 7 8].
+	_, _, budget := governed(t, 1<<30, 0.9, governor.BudgetConfig{Min: 3 * 38, Max: 3 * 38, Start: 3 * 38})
+	d := newDriver(t, engine.Config{DLQPolicy: engine.DLQRoute, DLQ: dlq, Budget: budget})
 	s := &poisonSink{ev: ev}
-	// 3 records of 38 bytes per sub-block: [0 1 2] [3 4 5] [6 7 8].
-	if err := d.RunStreaming(testCtx(t, 5*time.Second), r, passThrough, s.sink, 3*38); err != nil {
+	if err := d.RunGoverned(testCtx(t, 5*time.Second), bytesIgnoringReceiver{r}, passThrough, s.sink); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := ev.String(), "sink 3; dlq 1; sink 3; sink 3; dlq 2; commit 9"; got != want {

@@ -217,6 +217,10 @@ const (
 // sinkReasonClasses are the classes sinkReasonClass returns.
 var sinkReasonClasses = []string{ReasonSinkInvalidTopic, ReasonSinkUnknownTopic, ReasonSinkTooLarge, ReasonSinkUnauthorized, ReasonSinkInvalidRecord}
 
+// reasonOverRecordCap starts the reason of a record capRecords (drive.go)
+// dead-lettered for --kafka-max-record-bytes before the sink.
+const reasonOverRecordCap = "too large for Kafka"
+
 // sinkReasonClass maps the reason of a sink dead letter (a
 // kafka.RecordError's text, which starts with its Reason) to its class.
 func sinkReasonClass(reason string) string {
@@ -225,7 +229,7 @@ func sinkReasonClass(reason string) string {
 		return ReasonSinkInvalidTopic
 	case strings.HasPrefix(reason, kafka.ReasonUnknownTopic):
 		return ReasonSinkUnknownTopic
-	case strings.HasPrefix(reason, kafka.ReasonRecordTooLarge):
+	case strings.HasPrefix(reason, kafka.ReasonRecordTooLarge), strings.HasPrefix(reason, reasonOverRecordCap):
 		return ReasonSinkTooLarge
 	case strings.HasPrefix(reason, kafka.ReasonTopicNotAuthorized):
 		return ReasonSinkUnauthorized

@@ -162,6 +162,7 @@ func TestSinkReasonClass(t *testing.T) {
 		{(&kafka.RecordError{Reason: kafka.ReasonTopicNotAuthorized, Topic: "t", Err: kerr.TopicAuthorizationFailed}).Error(), ReasonSinkUnauthorized},
 		{(&kafka.RecordError{Reason: kafka.ReasonInvalidRecord, Topic: "t", Err: kerr.InvalidRecord}).Error(), ReasonSinkInvalidRecord},
 		{errMultiLine.Error(), ReasonSinkInvalidRecord},
+		{"too large for Kafka: 2000000 bytes over the 1048576-byte record cap (--kafka-max-record-bytes; first 65536 bytes of the value kept)", ReasonSinkTooLarge},
 	} {
 		if got := reasonClass(tc.reason, engine.StageSink); got != tc.want {
 			t.Errorf("reasonClass(%q, sink) = %q, want %q", tc.reason, got, tc.want)
