@@ -222,38 +222,75 @@ func (m *Metrics) Set() *metrics.Set { return m.set }
 // format with HELP/TYPE lines, the HELP texts of sluice's families taken
 // from Catalog.
 func (m *Metrics) WritePrometheus(w io.Writer) {
-	var buf bytes.Buffer
-	m.set.WritePrometheus(&buf)
-	metrics.WriteProcessMetrics(&buf)
-	_, _ = w.Write(fillHelp(buf.Bytes()))
+	hw := helpWriter{w}
+	m.set.WritePrometheus(hw)
+	metrics.WriteProcessMetrics(hw)
 }
 
-// fillHelp rewrites each "# HELP name" line without text whose family has
-// a Catalog row into "# HELP name text", in place where it can.
-func fillHelp(text []byte) []byte {
-	const prefix = "# HELP "
-	out := make([]byte, 0, len(text)+len(Catalog)*96)
-	for len(text) > 0 {
-		line := text
-		if i := bytes.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i+1], text[i+1:]
-		} else {
-			text = nil
-		}
-		if bytes.HasPrefix(line, []byte(prefix)) {
-			name := bytes.TrimRight(line[len(prefix):], "\n")
-			if help, ok := helpOf[string(name)]; ok && bytes.IndexByte(name, ' ') < 0 {
-				out = append(out, prefix...)
-				out = append(out, name...)
-				out = append(out, ' ')
-				out = append(out, help...)
-				out = append(out, '\n')
-				continue
-			}
-		}
-		out = append(out, line...)
+// helpWriter completes HELP lines on their way to w. VictoriaMetrics/metrics
+// hands each HELP line over whole (a Set writes its text in one Write, the
+// process metrics one line per Write), so each Write is filled on its own.
+type helpWriter struct{ w io.Writer }
+
+func (h helpWriter) Write(p []byte) (int, error) {
+	if err := writeWithHelp(h.w, p); err != nil {
+		return 0, err
 	}
-	return out
+	return len(p), nil
+}
+
+var space = []byte{' '}
+
+// writeWithHelp writes text to w with each "# HELP name" line that has no
+// text and whose family has a Catalog row completed as "# HELP name text".
+func writeWithHelp(w io.Writer, text []byte) error {
+	const prefix = "# HELP "
+	for len(text) > 0 {
+		i := bytes.Index(text, []byte(prefix))
+		if i < 0 || (i > 0 && text[i-1] != '\n') {
+			if i < 0 {
+				_, err := w.Write(text)
+				return err
+			}
+			// "# HELP " inside a line: not a HELP line; write past it.
+			if _, err := w.Write(text[:i+len(prefix)]); err != nil {
+				return err
+			}
+			text = text[i+len(prefix):]
+			continue
+		}
+		end := bytes.IndexByte(text[i:], '\n')
+		if end < 0 {
+			end = len(text) - i
+		}
+		name := text[i+len(prefix) : i+end]
+		help, ok := helpOf[string(name)]
+		if !ok || bytes.IndexByte(name, ' ') >= 0 {
+			if _, err := w.Write(text[:i+end]); err != nil {
+				return err
+			}
+			text = text[i+end:]
+			continue
+		}
+		if _, err := w.Write(text[:i+end]); err != nil {
+			return err
+		}
+		if _, err := w.Write(space); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, help); err != nil {
+			return err
+		}
+		text = text[i+end:]
+	}
+	return nil
+}
+
+// fillHelp is writeWithHelp into a new slice.
+func fillHelp(text []byte) []byte {
+	var b bytes.Buffer
+	_ = writeWithHelp(&b, text)
+	return b.Bytes()
 }
 
 func (m *Metrics) request(code int) {

@@ -116,12 +116,17 @@ func TestFillHelp(t *testing.T) {
 	in := "# HELP sluice_sink_healthy\n# TYPE sluice_sink_healthy gauge\nsluice_sink_healthy 1\n" +
 		"# HELP sluice_queue_bytes already said\n# HELP other_metric\n# HELP sluice_unknown\n# HELP sluice_queue_bytes"
 	want := "# HELP sluice_sink_healthy " + helpOf[MetricSinkHealthy] + "\n# TYPE sluice_sink_healthy gauge\nsluice_sink_healthy 1\n" +
-		"# HELP sluice_queue_bytes already said\n# HELP other_metric\n# HELP sluice_unknown\n# HELP sluice_queue_bytes " + helpOf[MetricQueueBytes] + "\n"
+		"# HELP sluice_queue_bytes already said\n# HELP other_metric\n# HELP sluice_unknown\n# HELP sluice_queue_bytes " + helpOf[MetricQueueBytes]
 	if got := string(fillHelp([]byte(in))); got != want {
 		t.Fatalf("fillHelp:\n%s\nwant:\n%s", got, want)
 	}
 	if got := fillHelp(nil); len(got) != 0 {
 		t.Fatalf("fillHelp(nil) = %q", got)
+	}
+	// "# HELP " that does not start a line is left alone.
+	odd := "x_total{l=\"# HELP sluice_queue_bytes\"} 1\n# HELP sluice_queue_bytes\n"
+	if got, want := string(fillHelp([]byte(odd))), "x_total{l=\"# HELP sluice_queue_bytes\"} 1\n# HELP sluice_queue_bytes "+helpOf[MetricQueueBytes]+"\n"; got != want {
+		t.Fatalf("fillHelp(%q) = %q, want %q", odd, got, want)
 	}
 }
 
@@ -194,5 +199,28 @@ func TestMetricsTableInREADME(t *testing.T) {
 			return
 		}
 		t.Fatalf("README.md's metrics table differs from gateway.Catalog; run make docs\nwant:\n%s", want)
+	}
+}
+
+// BenchmarkWritePrometheus is one scrape of /metrics: the set, the process
+// metrics, and the HELP texts filled in.
+func BenchmarkWritePrometheus(b *testing.B) {
+	m := exercisedMetrics()
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		m.WritePrometheus(&buf)
+	}
+	b.SetBytes(int64(buf.Len()))
+}
+
+// BenchmarkSinkWrite is the metrics' part of one sink write.
+func BenchmarkSinkWrite(b *testing.B) {
+	m := exercisedMetrics()
+	start := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.sinkWrite(100, start, nil)
 	}
 }
