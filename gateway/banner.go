@@ -24,6 +24,7 @@ func (b devBanner) write(w io.Writer) {
 	fmt.Fprintf(&s, "  ingest:  curl -XPOST http://%s/v1/events -H 'Content-Type: application/json' -d '{\"event\":\"hello\"}'\n", hostPort(b.httpAddr))
 	fmt.Fprintf(&s, "  metrics: http://%s/metrics\n", hostPort(b.adminAddr))
 	fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' http://%s/admin/budget\n", b.adminToken, hostPort(b.adminAddr))
+	fmt.Fprintf(&s, "  console: http://%s/ui/#token=%s\n", hostPort(b.adminAddr), b.adminToken)
 	fmt.Fprintf(&s, "  admin token: %s\n", b.adminToken)
 	if b.brokerAddr != "" {
 		fmt.Fprintf(&s, "  kafka:   kcat -b %s -C -t %s -o beginning\n", b.brokerAddr, b.topic)

@@ -40,8 +40,8 @@ func charts(tb testing.TB, b *e2e.Browser) map[string]chartState {
 // a user would, and a label on every control. Screenshots are saved as test
 // artifacts.
 func TestE2EConsole(t *testing.T) {
-	broker := newKafka(t)
-	p := startSluice(t, broker, "--transforms", examplesDir(t), "--pipeline", "filter,redact,route,enrich")
+	kafka := e2e.Kafka(t, e2e.KafkaConfig{Topics: []string{"events", "sluice.dlq"}, AutoCreateTopics: true})
+	p := startSluice(t, kafka.ListenAddrs()[0], "--transforms", examplesDir(t), "--pipeline", "filter,redact,route,enrich")
 	b := e2e.StartBrowser(t, e2e.BrowserOptions{Width: 1400, Height: 1000})
 	const wait = 20 * time.Second
 
@@ -200,6 +200,22 @@ func TestE2EConsole(t *testing.T) {
 	if u := b.URL(); strings.Contains(u, e2eToken) {
 		t.Fatalf("the token stays in the URL: %s", u)
 	}
+
+	// Kafka goes away: the console says the gateway is not ready, and why.
+	kafka.Close()
+	go p.post([]byte(`{"event":"click","user_id":"u9"}`), "application/json")
+	banner := b.WaitText("#readiness", "Not ready", 45*time.Second)
+	if !strings.Contains(banner, "sink is unavailable") || !strings.Contains(banner, "kafka") {
+		t.Fatalf("readiness banner: %q", banner)
+	}
+	b.WaitText("#pill-sink", "sink unhealthy", wait)
+	b.WaitText("#tile-sink", "unhealthy", wait)
+	if ready := b.Find("#pill-ready").Text(); ready != "not ready" {
+		t.Fatalf("ready pill: %q", ready)
+	}
+	b.Find("#governor").Click() // scroll up to the charts
+	b.Exec(nil, `document.getElementById("main").scrollIntoView();`)
+	b.Screenshot("sink-down")
 }
 
 // TestE2ENoAdminToken: without an admin token the admin API and the
