@@ -1,6 +1,9 @@
 package admin_test
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -40,8 +43,12 @@ func charts(tb testing.TB, b *e2e.Browser) map[string]chartState {
 // a user would, and a label on every control. Screenshots are saved as test
 // artifacts.
 func TestE2EConsole(t *testing.T) {
-	kafka := e2e.Kafka(t, e2e.KafkaConfig{Topics: []string{"events", "sluice.dlq"}, AutoCreateTopics: true})
-	p := startSluice(t, kafka.ListenAddrs()[0], "--transforms", examplesDir(t), "--pipeline", "filter,redact,route,enrich")
+	kafka := e2e.Kafka(t, e2e.KafkaConfig{Topics: []string{"events", "sluice.dlq", "acme.events"}, AutoCreateTopics: true})
+	cfg := filepath.Join(t.TempDir(), "sluice.yaml")
+	if err := os.WriteFile(cfg, []byte("api_keys: [default-key]\ntenants:\n  - name: acme\n    keys: [acme-key]\n    topic: acme.events\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startSluice(t, kafka.ListenAddrs()[0], "--config", cfg, "--transforms", examplesDir(t), "--pipeline", "filter,redact,route,enrich")
 	b := e2e.StartBrowser(t, e2e.BrowserOptions{Width: 1400, Height: 1000})
 	const wait = 20 * time.Second
 
@@ -73,7 +80,7 @@ func TestE2EConsole(t *testing.T) {
 
 	// Under load the charts fill and move, and the ingest chart reads a
 	// rate above zero.
-	load := startLoad(p, 4, 20)
+	load := startLoad(p, 4, 20, "X-API-Key", "default-key")
 	var first map[string]chartState
 	b.Wait(wait, "the ingest chart to read events/s > 0 under load", func() bool {
 		first = charts(t, b)
@@ -151,7 +158,27 @@ func TestE2EConsole(t *testing.T) {
 	}
 	b.Screenshot("rolled-back")
 
-	// A pipeline edit is applied.
+	// Delete: a transform in use is refused with the API's reason; an
+	// unused one goes.
+	b.Find("#up-name").Type("spare")
+	b.Find("#up-file").Type(guestPath(t, "dropall"))
+	b.Find("#up-submit").Click()
+	b.WaitText("#tr-msg", "Uploaded spare v1", wait)
+	b.WaitFind("#delete-redact", wait).Click()
+	b.WaitJS(wait, `document.getElementById("confirm").open`)
+	b.Keys(e2e.KeyTab, e2e.KeyEnter)
+	if msg := b.WaitText("#tr-msg", "Delete redact", wait); !strings.Contains(msg, "in use") {
+		t.Fatalf("deleting a transform in use: %q", msg)
+	}
+	b.WaitFind("#delete-spare", wait).Click()
+	b.WaitJS(wait, `document.getElementById("confirm").open`)
+	b.Keys(e2e.KeyTab, e2e.KeyEnter)
+	b.WaitText("#tr-msg", "Deleted spare.", wait)
+	b.WaitJS(wait, `!document.querySelector('#tr-body tr[data-name="spare"]')`)
+	p.api.do(t, "GET", "/admin/transforms/spare", nil).want(t, 404, "spare after delete")
+
+	// Pipelines per tenant: the default one edited, then acme's, chosen
+	// with the keyboard.
 	chain := b.Find("#pl-chain")
 	chain.Clear()
 	chain.Type("filter, route" + e2e.KeyEnter)
@@ -162,6 +189,25 @@ func TestE2EConsole(t *testing.T) {
 	p.api.do(t, "GET", "/admin/pipeline", nil).want(t, 200, "pipeline").json(t, &pl)
 	if !slices.Equal(pl.Transforms, []string{"filter", "route"}) {
 		t.Fatalf("pipeline after Apply: %v", pl.Transforms)
+	}
+	b.Exec(nil, `document.getElementById("pl-tenant").focus();`)
+	b.Keys(e2e.KeyArrowDown)
+	b.WaitJS(wait, `document.getElementById("pl-tenant").value === "acme"`)
+	var acme struct {
+		Transforms []string `json:"transforms"`
+	}
+	p.api.do(t, "GET", "/admin/pipeline?tenant=acme", nil).want(t, 200, "acme pipeline").json(t, &acme)
+	b.WaitJS(wait, `document.getElementById("pl-chain").value === `+jsString(strings.Join(acme.Transforms, ", ")))
+	chain.Clear()
+	chain.Type("redact" + e2e.KeyEnter)
+	b.WaitText("#pl-msg", "Applied to acme: redact", wait)
+	p.api.do(t, "GET", "/admin/pipeline?tenant=acme", nil).want(t, 200, "acme pipeline").json(t, &acme)
+	p.api.do(t, "GET", "/admin/pipeline", nil).want(t, 200, "pipeline").json(t, &pl)
+	if !slices.Equal(acme.Transforms, []string{"redact"}) || !slices.Equal(pl.Transforms, []string{"filter", "route"}) {
+		t.Fatalf("after applying to acme: acme %v, default %v", acme.Transforms, pl.Transforms)
+	}
+	if cur := b.Find("#pl-current").Text(); cur != "redact" {
+		t.Fatalf("current pipeline shown: %q", cur)
 	}
 
 	// Every control has a label, and the page fetched nothing but its own
@@ -203,7 +249,7 @@ func TestE2EConsole(t *testing.T) {
 
 	// Kafka goes away: the console says the gateway is not ready, and why.
 	kafka.Close()
-	go p.post([]byte(`{"event":"click","user_id":"u9"}`), "application/json")
+	go p.post([]byte(`{"event":"click","user_id":"u9"}`), "application/json", "X-API-Key", "default-key")
 	banner := b.WaitText("#readiness", "Not ready", 45*time.Second)
 	if !strings.Contains(banner, "sink is unavailable") || !strings.Contains(banner, "kafka") {
 		t.Fatalf("readiness banner: %q", banner)
@@ -235,3 +281,5 @@ func TestE2ENoAdminToken(t *testing.T) {
 		c.doToken(t, "", "GET", path, nil).want(t, 200, path)
 	}
 }
+
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }

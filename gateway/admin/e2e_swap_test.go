@@ -26,7 +26,9 @@ type loader struct {
 	stop context.CancelFunc
 }
 
-func startLoad(p *sluiceProc, workers, perRequest int) *loader {
+// startLoad posts from workers goroutines, perRequest events a request;
+// hdr (names and values) go with every request.
+func startLoad(p *sluiceProc, workers, perRequest int, hdr ...string) *loader {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &loader{stop: cancel}
 	for w := range workers {
@@ -40,7 +42,7 @@ func startLoad(p *sluiceProc, workers, perRequest int) *loader {
 					ids[i] = fmt.Sprintf("w%d-r%d-e%d", w, seq, i)
 					fmt.Fprintf(&b, "{\"id\":%q,\"event\":\"click\",\"n\":%d}\n", ids[i], i)
 				}
-				res, err := p.post([]byte(b.String()), "application/x-ndjson")
+				res, err := p.post([]byte(b.String()), "application/x-ndjson", hdr...)
 				l.mu.Lock()
 				l.reqs = append(l.reqs, loadRequest{ids: ids, res: res, err: err})
 				l.mu.Unlock()
