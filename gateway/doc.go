@@ -5,7 +5,8 @@
 //
 // The central type is App. It runs supervised lines, each a source → the
 // governed driver → the pipeline → the sink, sharing the governor, the sink
-// and the WASM host; HTTP ingest is one line. Data enters at POST /v1/events (Server), is split
+// and the WASM host; HTTP ingest is one line, each Kafka consumer-group
+// source (kafkaline.go) another. Data enters at POST /v1/events (Server), is split
 // into records without a full parse (split.go) and enqueued on the HTTP
 // Receiver, a byte-bounded queue that implements engine.Receiver[*Ack]. The
 // engine's governed driver pulls byte-capped batches from it, runs the

@@ -219,3 +219,36 @@ func TestSASLValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSMSKIAMReadsTheStandardEnvironment: the mechanism takes its
+// credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+// AWS_SESSION_TOKEN at each session, and says which are missing.
+func TestAWSMSKIAMReadsTheStandardEnvironment(t *testing.T) {
+	m := SASL{Mechanism: SASLAWSMSKIAM}.mechanism()
+	if m.Name() != "AWS_MSK_IAM" {
+		t.Fatalf("mechanism %q", m.Name())
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	if _, _, err := m.Authenticate(context.Background(), "b-1.kafka.eu-west-1.amazonaws.com:9098"); err == nil || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Fatalf("without credentials: %v", err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_SESSION_TOKEN", "session-token")
+	_, msg, err := m.Authenticate(context.Background(), "b-1.kafka.eu-west-1.amazonaws.com:9098")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload map[string]string
+	if err := json.Unmarshal(msg, &payload); err != nil {
+		t.Fatalf("the first message is not the signed JSON payload: %v (%s)", err, msg)
+	}
+	if payload["x-amz-security-token"] != "session-token" || !strings.Contains(payload["x-amz-credential"], "AKIDEXAMPLE/") ||
+		!strings.Contains(payload["x-amz-credential"], "/eu-west-1/kafka-cluster/") || payload["x-amz-signature"] == "" {
+		t.Fatalf("signed payload %v", payload)
+	}
+	if strings.Contains(string(msg), "wJalrXUtnFEMI") {
+		t.Fatal("the secret key is sent")
+	}
+}
