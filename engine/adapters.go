@@ -15,9 +15,8 @@ type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
 // (returned as is) listing records of b.Records that failed for reasons of
 // their own, every other record being accepted — the driver dead-letters
 // the listed ones and goes on; any other error is terminal (*SinkError).
-// The batch and its records belong to the driver again when it returns.
-// Under CommitSinkManaged the sink commits the batch's Tokens itself, and a
-// *RecordErrors is terminal (the driver cannot route before that commit).
+// The batch and its records belong to the driver again when it returns;
+// the driver, not the sink, commits the block's tokens.
 type SinkFunc[T any] func(ctx context.Context, b *Batch[T]) error
 
 // Process adapts a Processor (the WASM pipeline) to a ProcessFunc: records

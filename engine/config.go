@@ -9,33 +9,6 @@ import (
 	"github.com/sluicehq/sluice/governor"
 )
 
-// CommitMode decides who acknowledges a block's input tokens to the source.
-type CommitMode uint8
-
-const (
-	// CommitAuto (the default): the driver calls Receiver.Commit with the
-	// block's input tokens once the sink accepted the whole block
-	// (at-least-once).
-	CommitAuto CommitMode = iota
-	// CommitSinkManaged: the sink owns the commit (for example after its own
-	// flush); the driver never calls Receiver.Commit. The sink sees the
-	// block's tokens on the batch it is handed (on the final sub-block when
-	// streaming).
-	CommitSinkManaged
-)
-
-// String returns the mode's name.
-func (m CommitMode) String() string {
-	switch m {
-	case CommitAuto:
-		return "auto"
-	case CommitSinkManaged:
-		return "sink_managed"
-	default:
-		return fmt.Sprintf("CommitMode(%d)", uint8(m))
-	}
-}
-
 // DLQPolicy is the one policy every dead letter goes through before its
 // block is committed: inbound dead letters a receiver attached to a batch,
 // parse failures, dead letters the process stage produced, and records the
@@ -108,8 +81,6 @@ type Config struct {
 	// MaxRecords caps the records of one receive. Default 1000 (0 selects
 	// it). RunGoverned uses min(MaxRecords, Budget.RecordCap()).
 	MaxRecords int
-	// Commit says who commits the input tokens. Default CommitAuto.
-	Commit CommitMode
 	// DLQPolicy routes every dead letter. Default DLQReject.
 	DLQPolicy DLQPolicy
 	// DLQ receives dead letters under DLQRoute; required for it, unused
@@ -150,8 +121,6 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxRecords < 0:
 		return bad("MaxRecords", c.MaxRecords, "must be ≥ 0 (0 selects 1000)")
-	case c.Commit > CommitSinkManaged:
-		return bad("Commit", c.Commit, "unknown commit mode")
 	case c.DLQPolicy > DLQDiscardWithMetric:
 		return bad("DLQPolicy", c.DLQPolicy, "unknown DLQ policy")
 	case c.DLQPolicy == DLQRoute && c.DLQ == nil:

@@ -15,12 +15,14 @@
 //	  ─► DLQ policy (dead letters of the process stage)
 //	  ─► sink (SinkFunc; Kafka via Sink)
 //	  ─► DLQ policy (records the sink reported as failed: RecordErrors)
-//	  ─► commit exactly the input tokens (CommitAuto)
+//	  ─► commit exactly the input tokens (Receiver.Commit)
 //
 // and data leaves through the sink (records) and the DLQ sink (dead letters).
-// Streaming (RunStreaming, RunGoverned) cuts the block into sub-blocks with a
-// SubBlockDrain, leases and sinks one at a time, and commits once after the
-// final one. RunParsed decodes every record with codec.Parse first.
+// RunGoverned cuts the block into sub-blocks of the current byte budget with
+// a SubBlockDrain, leases and sinks one at a time, and commits once after
+// the final one. RunParsed decodes every record with codec.Parse first. The
+// driver always owns the commit: a sink never commits tokens itself, so the
+// per-record outcomes are routed before the commit.
 //
 // # Contracts
 //
@@ -58,13 +60,14 @@
 // # Seed tests
 //
 // The behaviour was ported from the seed driver; each of its 32 tests has a
-// Go counterpart (driver_test.go):
+// Go counterpart (driver_test.go), but the one of the sink-managed commit
+// mode, which was dropped:
 //
 //	seed test                                                    Go test
 //	fan_out_commits_source_tokens_not_output_count               TestFanOutCommitsSourceTokensNotOutputCount
 //	sink_error_does_not_commit                                   TestSinkErrorDoesNotCommit
 //	auto_commits_after_sink_ok                                   TestAutoCommitsAfterSinkOK
-//	sink_managed_does_not_commit_in_engine                       TestSinkManagedDoesNotCommitInEngine
+//	sink_managed_does_not_commit_in_engine                       (dropped with the sink-managed commit mode, which no line used)
 //	ticker_fires_and_shutdown_stops_loop                         TestTickerFiresAndShutdownStopsLoop
 //	on_demand_transform_reads_field_via_codec_parse              TestOnDemandTransformReadsFieldViaCodec
 //	parsed_path_pre_parses_and_interner_dedups                   TestParsedPathPreParsesAndInternerDedups

@@ -37,8 +37,7 @@ func (d *Driver[T]) Config() Config { return d.cfg }
 
 // Stats is a snapshot of a driver's counters since it was created.
 type Stats struct {
-	// Blocks is the number of blocks sunk and committed (or handed to a
-	// sink-managed sink).
+	// Blocks is the number of blocks sunk and committed.
 	Blocks uint64
 	// RecordsIn counts received records; RecordsOut counts records handed
 	// to the sink (after fan-out or filtering).
@@ -112,18 +111,6 @@ func (d *Driver[T]) Run(ctx context.Context, r Receiver[T], process ProcessFunc[
 	return d.loop(ctx, r, modeWhole, 0, process, sink)
 }
 
-// RunStreaming is Run with each block processed and sunk in consecutive
-// sub-blocks of at most subBlockBytes (floor one record, see SubBlockDrain).
-// At most one sub-block's lease is held at a time. Sub-block views carry no
-// tokens (under CommitSinkManaged the final one carries the block's tokens);
-// the block's tokens are committed once, after the final sub-block was sunk.
-// The failed records of a sub-block's *RecordErrors are routed right after
-// that sub-block's sink call, before the next sub-block. A whole-write sink
-// error on any sub-block stops the run without committing the block.
-func (d *Driver[T]) RunStreaming(ctx context.Context, r Receiver[T], process ProcessFunc[T], sink SinkFunc[T], subBlockBytes int64) error {
-	return d.loop(ctx, r, modeStreaming, subBlockBytes, process, sink)
-}
-
 // RunGoverned is the self-regulating loop. Without Config.Budget it is Run.
 // With it, each receive is RecvLimited by min(MaxRecords, RecordCap()) and
 // the current budget bytes, each block streams in sub-blocks of the budget
@@ -143,7 +130,7 @@ func (d *Driver[T]) loop(ctx context.Context, r Receiver[T], m mode, subBlock in
 	}
 	d.log.LogAttrs(ctx, slog.LevelInfo, "engine: run loop starting",
 		slog.String("mode", [...]string{"whole", "streaming", "governed"}[m]),
-		slog.Int("max_records", d.cfg.MaxRecords), slog.String("commit", d.cfg.Commit.String()),
+		slog.Int("max_records", d.cfg.MaxRecords),
 		slog.String("dlq_policy", d.cfg.DLQPolicy.String()), slog.Int64("sub_block_bytes", subBlock))
 	err := d.runLoop(ctx, r, m, subBlock, process, sink)
 	if err != nil {
@@ -361,9 +348,6 @@ func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T
 	drain := NewSubBlockDrain(b.Records, subBytes)
 	for recs, ok := drain.Next(); ok; recs, ok = drain.Next() {
 		view := Batch[T]{Records: recs}
-		if d.cfg.Commit == CommitSinkManaged && drain.Done() {
-			view.Tokens = tokens // the sink commits once, with the final sub-block
-		}
 		if err := d.driveSubBlock(ctx, view, process, sink, out, &st); err != nil {
 			return err
 		}
@@ -419,11 +403,10 @@ func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process Pr
 // sinkOutcome handles a sink call's error: a *RecordErrors (returned as
 // is, not wrapped) becomes dead letters of the records it lists, routed
 // through the DLQ policy like every dead letter; anything else is a
-// terminal *SinkError. Under CommitSinkManaged the sink owns the commit, so
-// the driver cannot route before it: a *RecordErrors is terminal there too.
+// terminal *SinkError.
 func (d *Driver[T]) sinkOutcome(ctx context.Context, recs []Record, err error, subBlock int, st *BlockStats) error {
 	re, ok := err.(*RecordErrors) //nolint:errorlint // by contract never wrapped: a wrapped one is a whole-write failure
-	if !ok || d.cfg.Commit == CommitSinkManaged {
+	if !ok {
 		return &SinkError{Records: len(recs), SubBlock: subBlock, Err: err}
 	}
 	if verr := re.validate(len(recs)); verr != nil {
@@ -446,7 +429,7 @@ func (d *Driver[T]) sinkOutcome(ctx context.Context, recs []Record, err error, s
 }
 
 func (d *Driver[T]) commit(ctx context.Context, r Receiver[T], tokens []T) error {
-	if d.cfg.Commit != CommitAuto || len(tokens) == 0 {
+	if len(tokens) == 0 {
 		return nil
 	}
 	if err := r.Commit(ctx, tokens); err != nil {

@@ -32,7 +32,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 	f("zero", engine.Config{}, true)
 	f("negative max records", engine.Config{MaxRecords: -1}, false)
-	f("unknown commit", engine.Config{Commit: 9}, false)
 	f("unknown policy", engine.Config{DLQPolicy: 9}, false)
 	f("route without sink", engine.Config{DLQPolicy: engine.DLQRoute}, false)
 	f("route with sink", engine.Config{DLQPolicy: engine.DLQRoute, DLQ: mem}, true)
@@ -55,9 +54,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestEnumStrings(t *testing.T) {
 	for got, want := range map[string]string{
-		engine.CommitAuto.String(): "auto", engine.CommitSinkManaged.String(): "sink_managed",
-		engine.CommitMode(7).String(): "CommitMode(7)",
-		engine.DLQReject.String():     "reject", engine.DLQRoute.String(): "route",
+		engine.DLQReject.String(): "reject", engine.DLQRoute.String(): "route",
 		engine.DLQDiscardWithMetric.String(): "discard_with_metric", engine.DLQPolicy(7).String(): "DLQPolicy(7)",
 		engine.ParseErrorDLQ.String(): "dlq", engine.ParseErrorSkip.String(): "skip",
 		engine.ParseErrorFailBatch.String(): "fail_batch", engine.ParseErrorAction(7).String(): "ParseErrorAction(7)",
@@ -269,26 +266,6 @@ func TestProcessCannotChangeTokens(t *testing.T) {
 	}
 	if m.Committed() != 2 {
 		t.Fatalf("committed %d, want 2 (the input tokens)", m.Committed())
-	}
-}
-
-// Under CommitSinkManaged, a streamed block's tokens ride on its final
-// sub-block only.
-func TestStreamingSinkManagedFinalSubBlockCarriesTokens(t *testing.T) {
-	m := newMem(t)
-	injectN(t, m, 6, 10, 'a')
-	m.Close()
-	d := newDriver(t, engine.Config{Commit: engine.CommitSinkManaged})
-	var tokensPerSink []int
-	err := d.RunStreaming(context.Background(), m, passThrough, func(_ context.Context, b *engine.Batch[uint64]) error {
-		tokensPerSink = append(tokensPerSink, len(b.Tokens))
-		return nil
-	}, 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !equalInts(tokensPerSink, []int{0, 0, 6}) || m.Commits() != 0 {
-		t.Fatalf("tokens per sink call %v, engine commits %d; want [0 0 6], 0", tokensPerSink, m.Commits())
 	}
 }
 

@@ -80,39 +80,17 @@ func TestSinkErrorDoesNotCommit(t *testing.T) {
 	}
 }
 
-// CommitAuto commits after a successful sink.
+// The driver commits after a successful sink.
 func TestAutoCommitsAfterSinkOK(t *testing.T) {
 	m := newMem(t)
 	inject(t, m, `{"id":0}`, `{"id":1}`, `{"id":2}`)
 	m.Close()
-	d := newDriver(t, engine.Config{Commit: engine.CommitAuto})
+	d := newDriver(t, engine.Config{})
 	if err := d.Run(testCtx(t, 5*time.Second), m, passThrough, okSink); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Committed(); got != 2 {
 		t.Fatalf("committed = %d, want 2", got)
-	}
-}
-
-// CommitSinkManaged leaves the commit to the sink: the engine never commits.
-func TestSinkManagedDoesNotCommitInEngine(t *testing.T) {
-	m := newMem(t)
-	inject(t, m, `{"a":1}`, `{"b":2}`)
-	m.Close()
-	d := newDriver(t, engine.Config{Commit: engine.CommitSinkManaged})
-	var sawTokens atomic.Int64
-	err := d.Run(testCtx(t, 5*time.Second), m, passThrough, func(_ context.Context, b *engine.Batch[uint64]) error {
-		sawTokens.Add(int64(len(b.Tokens))) // the sink could commit these itself
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Committed() != -1 || m.Commits() != 0 {
-		t.Fatalf("committed = %d after %d commits; SinkManaged must not commit in the engine", m.Committed(), m.Commits())
-	}
-	if sawTokens.Load() != 2 {
-		t.Fatalf("sink saw %d tokens, want 2", sawTokens.Load())
 	}
 }
 

@@ -59,8 +59,7 @@ func (e *ProcessError) Error() string {
 func (e *ProcessError) Unwrap() error { return e.Err }
 
 // SinkError is returned when a sink write failed as a whole (any error
-// other than a *RecordErrors; under CommitSinkManaged a *RecordErrors too),
-// or reported per-record failures the driver cannot use (an index out of
+// other than a *RecordErrors), or reported per-record failures the driver cannot use (an index out of
 // range or not ascending). Nothing of the block is committed; the source
 // re-delivers it after a restart, so sub-blocks sunk before the failure are
 // delivered twice (at-least-once).

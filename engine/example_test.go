@@ -7,6 +7,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/sluicehq/sluice/engine/memtransport"
+	"github.com/sluicehq/sluice/governor"
 )
 
 // A driver over the in-memory transport: a process stage fans every record
@@ -39,23 +40,25 @@ func ExampleDriver_Run() {
 	// committed watermark: 2
 }
 
-// Streaming cuts a block into sub-blocks of at most 20 bytes; the block's
-// offsets commit once, after the last sub-block.
-func ExampleDriver_RunStreaming() {
+// The governed loop receives at most the byte budget (here held at 20
+// bytes: two 7-byte records, floor one) and commits each block's offsets
+// once it is sunk.
+func ExampleDriver_RunGoverned() {
 	src, _ := memtransport.New(memtransport.Config{})
 	src.InjectValues(`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`, `{"n":5}`) // 7 bytes each
 	src.Close()
 	dst, _ := memtransport.New(memtransport.Config{})
 
-	d, _ := engine.NewDriver[uint64](engine.Config{})
-	err := d.RunStreaming(context.Background(), src, engine.PassThrough[uint64], engine.Sink[uint64](dst), 20)
+	budget, _ := governor.NewByteBudget(governor.BudgetConfig{Min: 20, Max: 20}, nil)
+	d, _ := engine.NewDriver[uint64](engine.Config{Budget: budget})
+	err := d.RunGoverned(context.Background(), src, engine.PassThrough[uint64], engine.Sink[uint64](dst))
 	s := d.Stats()
 	fmt.Println("err:", err)
 	fmt.Println("sub-blocks:", s.SubBlocks, "commits:", s.Commits, "sent:", len(dst.Sent()))
 	fmt.Println("committed watermark:", src.Committed())
 	// Output:
 	// err: <nil>
-	// sub-blocks: 3 commits: 1 sent: 5
+	// sub-blocks: 3 commits: 3 sent: 5
 	// committed watermark: 4
 }
 

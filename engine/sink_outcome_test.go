@@ -381,9 +381,6 @@ func TestSinkErrorsThatAreNotPerRecordStayTerminal(t *testing.T) {
 	f("negative index", engine.Config{}, one(-1), engine.ErrBadRecordErrors)
 	f("duplicate index", engine.Config{}, one(3, 3), engine.ErrBadRecordErrors)
 	f("descending", engine.Config{}, one(7, 3), engine.ErrBadRecordErrors)
-	// Under CommitSinkManaged the sink commits; the driver cannot route
-	// its failed records before that commit.
-	f("sink managed", engine.Config{Commit: engine.CommitSinkManaged}, one(3), errPoison)
 }
 
 func TestEmptyRecordErrorsIsSuccess(t *testing.T) {
