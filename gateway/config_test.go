@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -377,5 +378,20 @@ func TestSourceOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		f([]string{"--dev", "--config", yml}, want)
+	}
+}
+
+func TestWarnKafka(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	o := DefaultConfig().Kafka
+	warnKafka(log, &o, kafka.Security{})
+	if strings.Contains(logs.String(), "WARN") {
+		t.Fatalf("the defaults warn: %s", logs.String())
+	}
+	o.TLSInsecureSkipVerify, o.Acks = true, kafka.AcksLeader
+	warnKafka(log, &o, kafka.Security{})
+	if !strings.Contains(logs.String(), "NOT verified") || !strings.Contains(logs.String(), "no longer means the events are replicated") {
+		t.Fatalf("no warnings: %s", logs.String())
 	}
 }
