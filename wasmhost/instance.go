@@ -45,6 +45,7 @@ type version struct {
 	slots   chan struct{}  // one token per live instance (cap PoolSize)
 	retired atomic.Bool
 	peakMem atomic.Uint32
+	initMem atomic.Int64 // an instance's linear memory after its initialiser, bytes (see FixedMemory)
 	cost    atomic.Int64 // guest time per record, ns (EWMA); 0 until measured
 }
 
@@ -107,6 +108,7 @@ func (v *version) instantiate(ctx context.Context) (*instance, error) {
 	}
 	v.notePeak(in)
 	v.host.noteMem(in)
+	v.noteInitMem(in)
 	v.host.cfg.Hooks.instantiate(v.name, time.Since(start))
 	return in, nil
 }

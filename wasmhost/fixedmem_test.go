@@ -1,0 +1,92 @@
+package wasmhost
+
+import (
+	"runtime"
+	"testing"
+)
+
+func TestAnonExecRSS(t *testing.T) {
+	smaps := `00400000-00d03000 r-xp 00000000 fe:00 9986247                            /usr/bin/sluice
+Size:               9228 kB
+Rss:                7600 kB
+7f8ee0fb5000-7f8ee2ffe000 r-xp 00000000 00:00 0 
+Size:              32804 kB
+Rss:               32800 kB
+Pss:               32800 kB
+7f8ee3000000-7f8ee4000000 rw-p 00000000 00:00 0 
+Size:              16384 kB
+Rss:               12000 kB
+7f8ef050c000-7f8ef050d000 r-xp 00000000 00:00 0 
+Size:                  4 kB
+Rss:                   4 kB
+7ffd1000-7ffd3000 r-xp 00000000 00:00 0                                  [vdso]
+Size:                  8 kB
+Rss:                   8 kB
+7f8ef0600000-7f8ef0601000 rwxp 00000000 00:00 0 
+Rss:                   4 kB
+VmFlags: rd ex mr mw me ac
+`
+	// The two anonymous r-x mappings and the anonymous rwx one; not the
+	// binary, not the data mapping, not the named [vdso].
+	want := int64(32800+4+4) << 10
+	if got := anonExecRSS([]byte(smaps)); got != want {
+		t.Fatalf("anonExecRSS = %d, want %d", got, want)
+	}
+	if got := anonExecRSS(nil); got != 0 {
+		t.Fatalf("empty: %d", got)
+	}
+}
+
+func TestFixedMemory(t *testing.T) {
+	const pool = 3
+	h := newHost(t, Config{PoolSize: pool})
+	empty := h.FixedMemory()
+	if empty.Pools != 0 || empty.Versions != 0 || empty.PoolSize != pool || empty.Guests != 0 || empty.GuestsOffHeap {
+		t.Fatalf("empty host: %+v", empty)
+	}
+
+	addGuests(t, h, "kitchen")
+	one := h.FixedMemory()
+	// Add keeps the instance that validated the module: before any call
+	// it holds the module's initial memory, the size reserved per pooled
+	// instance.
+	inst := h.GuestMemoryBytes()
+	if one.Versions != 1 || one.Guests != inst || inst <= 0 {
+		t.Fatalf("one transform: %+v, guest memory %d", one, inst)
+	}
+	if one.Pools != pool*inst {
+		t.Fatalf("pools %d, want %d instances × %d bytes", one.Pools, pool, inst)
+	}
+	if runtime.GOOS == "linux" {
+		if !one.CodeMeasured {
+			t.Fatal("code not measured on linux")
+		}
+		// A Go guest compiles to several MB of machine code, more than
+		// its module's size.
+		if d := one.Code - empty.Code; d < int64(len(guest(t, "kitchen"))) {
+			t.Fatalf("code grew by %d bytes with a %d-byte Go module", d, len(guest(t, "kitchen")))
+		}
+	} else if one.Code != CodeEstimateFactor*int64(len(guest(t, "kitchen"))) {
+		t.Fatalf("estimated code %d", one.Code)
+	}
+
+	// Another transform: its pool and code join (the measurement is
+	// redone at once, not after the cache period).
+	addGuests(t, h, "noop")
+	two := h.FixedMemory()
+	if two.Versions != 2 || two.Pools <= one.Pools {
+		t.Fatalf("two transforms: %+v, was %+v", two, one)
+	}
+	if runtime.GOOS == "linux" && two.Code <= one.Code {
+		t.Fatalf("code %d after a second module, was %d", two.Code, one.Code)
+	}
+
+	// Deleting a transform takes its pool out at once.
+	if err := h.Delete("kitchen"); err != nil {
+		t.Fatal(err)
+	}
+	after := h.FixedMemory()
+	if after.Versions != 1 || after.Pools != two.Pools-one.Pools {
+		t.Fatalf("after Delete: %+v, want pools %d", after, two.Pools-one.Pools)
+	}
+}
