@@ -10,12 +10,21 @@
 //     *Lease is released on every exit path; Release is idempotent and a nil
 //     *Lease is valid. The guard never blocks: it only counts.
 //   - Source: one pressure signal with a Level in [0, 1] and a Hard flag.
-//     The guard is one ("memory_guard"); NewHeapSource reads the Go heap
-//     against an explicit limit, GOMEMLIMIT or the cgroup limit ("go_heap"),
-//     and NewHeapSourceExtra (Config.ExtraMemory) adds memory the process
-//     holds outside the Go heap, such as WASM guests' linear memory, which
-//     GOMEMLIMIT does not see;
+//     The guard is one ("memory_guard"); NewHeapSource reads the process's
+//     memory (the live Go heap and the runtime, plus memory outside the Go
+//     runtime: NewHeapSourceExtra, Config.ExtraMemory, and a WASM host's
+//     compiled code through Config.HostMemory) against an explicit limit,
+//     GOMEMLIMIT or the cgroup limit ("go_heap");
 //     a Gauge carries signals the gateway computes (queue fill, sink down).
+//   - Baseline: the memory that is fixed once the process runs (the
+//     runtime and everything loaded, measured by MeasureBaseline with no
+//     traffic; compiled code; instance pools at their reserved size). It is
+//     not traffic pressure: the heap source's level is
+//     (used − baseline) / (limit − baseline). Baseline.Check refuses a
+//     baseline that leaves less than DefaultMinTrafficShare of the limit,
+//     and with Config.ManageGoMemoryLimit the source keeps GOMEMLIMIT at
+//     the limit less the memory outside the Go runtime, so the GC keeps the
+//     whole process under the limit.
 //   - UnifiedPressure: the max of its sources with a hysteresis latch
 //     (Hysteresis: closes above PauseAbove, opens below ResumeBelow; a HARD
 //     source closes it at once and keeps it closed).
@@ -30,7 +39,7 @@
 // # How pressure flows
 //
 //	engine leases ──► MemoryGuard ─┐
-//	Go heap + extra (guests) ──────┼─► UnifiedPressure (max + latch) ─┬─► InboundGate ─► 503 / pause
+//	memory − baseline ─────────────┼─► UnifiedPressure (max + latch) ─┬─► InboundGate ─► 503 / pause
 //	Gauges (queue, sink health) ───┘                                   └─► ByteBudget ─► receive size
 //
 // The gate and the budget read the same UnifiedPressure. When the latch

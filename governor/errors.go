@@ -9,6 +9,11 @@ import (
 // BudgetConfig or Config cannot work as given. Test with errors.Is.
 var ErrInvalidConfig = errors.New("governor: invalid configuration")
 
+// ErrBaselineTooLarge is returned (wrapped in a *BaselineError) by
+// Baseline.Check when the fixed memory leaves too little of the memory
+// limit to traffic. Test with errors.Is.
+var ErrBaselineTooLarge = errors.New("governor: memory baseline leaves too little of the limit to traffic")
+
 // ConfigError names the field that failed validation and why. It unwraps to
 // ErrInvalidConfig.
 type ConfigError struct {

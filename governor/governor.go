@@ -30,6 +30,17 @@ type Config struct {
 	// once per HeapRefresh, must be cheap and safe for concurrent use.
 	// Default nil: the Go heap alone. Unused when HeapLimit is -1.
 	ExtraMemory func() int64
+	// HostMemory, when set, reports a WASM host's memory: its fixed part
+	// (compiled code, instance pools at their reserved size) joins the
+	// baseline, its off-heap part the reading (see HostMemory). Called once
+	// per HeapRefresh; must be cheap and safe for concurrent use. Default
+	// nil. Unused when HeapLimit is -1.
+	HostMemory func() HostMemory
+	// ManageGoMemoryLimit makes the heap source keep GOMEMLIMIT at the heap
+	// limit less the memory outside the Go runtime (see
+	// HeapSource.ManageGoMemoryLimit). Default false: GOMEMLIMIT is left
+	// alone. Needs a heap limit.
+	ManageGoMemoryLimit bool
 	// Hysteresis is the latch's thresholds. Zero value: DefaultHysteresis().
 	Hysteresis Hysteresis
 	// Budget configures the AIMD byte budget; zero fields take their
@@ -108,6 +119,12 @@ func New(cfg Config) (*Governor, error) {
 	srcs := []Source{g.guard}
 	if cfg.HeapLimit >= 0 {
 		g.heap = NewHeapSourceExtra(cfg.HeapLimit, cfg.HardAt, cfg.HeapRefresh, cfg.ExtraMemory)
+		if cfg.HostMemory != nil {
+			g.heap.SetHostMemory(cfg.HostMemory)
+		}
+		if cfg.ManageGoMemoryLimit {
+			g.heap.ManageGoMemoryLimit(true)
+		}
 		srcs = append(srcs, g.heap)
 	}
 	srcs = append(srcs, cfg.Sources...)
@@ -131,6 +148,26 @@ func (g *Governor) Guard() *MemoryGuard { return g.guard }
 // Heap returns the Go heap source (which also counts Config.ExtraMemory),
 // or nil when Config.HeapLimit is -1.
 func (g *Governor) Heap() *HeapSource { return g.heap }
+
+// MeasureBaseline measures the memory baseline now (see
+// HeapSource.MeasureBaseline): call it once start-up has loaded everything
+// and before traffic flows. Without a heap source it returns the zero
+// Baseline.
+func (g *Governor) MeasureBaseline() Baseline {
+	if g.heap == nil {
+		return Baseline{}
+	}
+	return g.heap.MeasureBaseline()
+}
+
+// Baseline returns the memory baseline of the last reading (the zero
+// Baseline without a heap source).
+func (g *Governor) Baseline() Baseline {
+	if g.heap == nil {
+		return Baseline{}
+	}
+	return g.heap.Baseline()
+}
 
 // Pressure returns the unified pressure shared by the gate and the budget.
 func (g *Governor) Pressure() *UnifiedPressure { return g.pressure }

@@ -18,25 +18,46 @@ const HeapSourceName = "go_heap"
 
 // Runtime metrics read by the heap source.
 //
-// The level's numerator is heapObjectsMetric, the bytes occupied by heap
-// objects, live or not yet swept. It is chosen over /gc/heap/live:bytes
-// because the live figure only moves at the end of each GC cycle: between
-// cycles it is stale by up to a whole GOGC cycle of allocation, so a burst of
-// ingest would not raise the level until after the next GC, which is exactly
-// when it matters. The objects figure follows allocation as it happens, and it
-// is what the GC's own memory-limit pacing works against. Its cost is that it
-// includes garbage not yet collected, so the level rises and falls in a
-// sawtooth with each cycle; the hysteresis band absorbs that.
+// The Go part of the reading is the live heap (heapLiveMetric, the objects
+// the last GC marked) plus the runtime's own memory (stacks, GC metadata,
+// other runtime structures: total minus the heap's object, unused, free and
+// released classes). The live figure is chosen over the heap objects
+// (heapObjectsMetric, live plus garbage not yet swept) because the objects
+// figure rises in a sawtooth to the GC's goal every cycle: with GOMEMLIMIT
+// near the limit, as it must be for the process to stay under it, every
+// cycle would read as "full" and latch the gate while the GC is simply doing
+// its job. The live figure moves only at the end of a cycle; it is fresh
+// exactly when it matters, because a heap growing towards GOMEMLIMIT makes
+// the GC run, and in-flight bursts are counted at once by the MemoryGuard.
+// An idle process whose last cycle is old is nudged (see gcNudgeAbove).
 const (
-	heapObjectsMetric = "/memory/classes/heap/objects:bytes"
-	memLimitMetric    = "/gc/gomemlimit:bytes" // math.MaxInt64 when GOMEMLIMIT is unset
-	gcCyclesMetric    = "/gc/cycles/total:gc-cycles"
+	heapLiveMetric     = "/gc/heap/live:bytes"
+	heapObjectsMetric  = "/memory/classes/heap/objects:bytes"
+	heapUnusedMetric   = "/memory/classes/heap/unused:bytes"
+	heapFreeMetric     = "/memory/classes/heap/free:bytes"
+	heapReleasedMetric = "/memory/classes/heap/released:bytes"
+	goTotalMetric      = "/memory/classes/total:bytes"
+	memLimitMetric     = "/gc/gomemlimit:bytes" // math.MaxInt64 when GOMEMLIMIT is unset
+	gcCyclesMetric     = "/gc/cycles/total:gc-cycles"
 )
 
-// The objects figure counts garbage until the next GC, and the GC only runs
-// when something allocates: after a flood, an idle process would keep
-// reading high (and hold the gate shut) until the next allocation-driven
-// cycle, which may never come while every request is refused. So when the
+// Indexes of the metrics in HeapSource.samples.
+const (
+	sLive = iota
+	sObjects
+	sUnused
+	sFree
+	sReleased
+	sTotal
+	sMemLimit
+	sGCCycles
+	nSamples
+)
+
+// The live figure is that of the last GC, and the GC only runs when
+// something allocates: after a flood, an idle process would keep reading
+// high (and hold the gate shut) until the next allocation-driven cycle,
+// which may never come while every request is refused. So when the
 // level is at least gcNudgeAbove and no GC cycle completed for gcNudgeAfter,
 // a refresh starts one runtime.GC in the background (one at a time). A busy
 // process near its limit collects far more often than that, so the nudge only
@@ -58,31 +79,63 @@ const (
 // at or above 2^60 bytes cannot be a real limit.
 const cgroupV1Unlimited = 1 << 60
 
-// HeapSource reads the Go heap (runtime/metrics) against a memory limit. It
-// is created by NewHeapSource. Safe for concurrent use.
+// HeapSource reads the process's memory (the Go heap and runtime through
+// runtime/metrics, plus memory outside them that the caller reports)
+// against a memory limit, net of the memory baseline. It is created by
+// NewHeapSource or NewHeapSourceExtra. Safe for concurrent use.
+//
+// # What it reads
+//
+// Used memory is the live Go heap, the Go runtime's own memory, the bytes
+// outside the Go runtime that Config.ExtraMemory or Config.HostMemory
+// report (compiled WASM code, off-heap guest memory), and the rest of the
+// process measured at the last baseline (the binary's resident pages; see
+// Baseline.Other).
+//
+// # Baseline
+//
+// Part of that memory is fixed once the process runs: the runtime, the
+// heap structures of loaded components, compiled code, and instance pools
+// at their reserved size. That part is the Baseline; it is not traffic
+// pressure. The level is the traffic's share of what traffic can use:
+//
+//	level = (used − baseline) / (limit − baseline)
+//
+// and the source is HARD when that share reaches hardAt (or when the
+// baseline leaves nothing). Before MeasureBaseline the baseline counts only
+// what HostMemory reports as fixed.
 //
 // The reading is cached: Level and Hard return the cached values, and a
 // reader refreshes them (one runtime/metrics.Read, a few hundred
-// nanoseconds) at most once per refresh period. Staleness is signalled by a
-// timer armed after each refresh, so the hot path checks one atomic flag
-// rather than reading the clock, and an idle source costs nothing.
+// nanoseconds, plus HostMemory) at most once per refresh period. Staleness
+// is signalled by a timer armed after each refresh, so the hot path checks
+// one atomic flag rather than reading the clock, and an idle source costs
+// nothing.
 type HeapSource struct {
 	explicit int64 // limit given to NewHeapSource, 0: none
 	cgroup   int64 // cgroup limit found at construction, 0: none
 	hardAt   float64
 	refresh  time.Duration
-	extra    func() int64 // memory outside the Go heap, bytes; nil: none (see NewHeapSourceExtra)
+	extra    func() int64      // memory outside the Go runtime, bytes; nil: none (see NewHeapSourceExtra)
+	host     func() HostMemory // a host's fixed and off-heap memory; nil: none (see SetHostMemory)
 
-	stale atomic.Bool
-	level atomic.Uint64 // math.Float64bits
-	hard  atomic.Bool
-	limit atomic.Int64 // the limit used by the last refresh, 0: none
-	heap  atomic.Int64 // the heap bytes read by the last refresh
-	outer atomic.Int64 // the extra bytes read by the last refresh
+	stale  atomic.Bool
+	level  atomic.Uint64 // math.Float64bits
+	hard   atomic.Bool
+	limit  atomic.Int64 // the limit used by the last refresh, 0: none
+	heap   atomic.Int64 // heap objects (live and unswept) at the last refresh
+	live   atomic.Int64 // live heap at the last refresh
+	outer  atomic.Int64 // bytes outside the Go runtime at the last refresh (extra + host off-heap)
+	used   atomic.Int64 // the bytes compared against the limit at the last refresh
+	base   atomic.Int64 // the baseline at the last refresh
+	golim  atomic.Int64 // the GOMEMLIMIT this source set, 0: not managed
+	manage atomic.Bool  // set GOMEMLIMIT from the limit and the memory outside the Go runtime
 
-	mu      sync.Mutex // serialises refreshes; guards samples, timer and the GC bookkeeping
-	samples []metrics.Sample
-	timer   *time.Timer
+	mu       sync.Mutex // serialises refreshes; guards samples, timer, the GC bookkeeping and the fields below
+	samples  []metrics.Sample
+	timer    *time.Timer
+	measured Baseline   // the last MeasureBaseline (zero before)
+	hostLast HostMemory // the last HostMemory reading
 
 	gcCycles uint64    // GC cycles at the last refresh
 	gcSeen   time.Time // when gcCycles last changed
@@ -118,7 +171,13 @@ func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup in
 		hardAt:   hardAt,
 		refresh:  refresh,
 		extra:    extra,
-		samples:  []metrics.Sample{{Name: heapObjectsMetric}, {Name: memLimitMetric}, {Name: gcCyclesMetric}},
+		samples:  make([]metrics.Sample, nSamples),
+	}
+	for i, name := range [nSamples]string{
+		sLive: heapLiveMetric, sObjects: heapObjectsMetric, sUnused: heapUnusedMetric, sFree: heapFreeMetric,
+		sReleased: heapReleasedMetric, sTotal: goTotalMetric, sMemLimit: memLimitMetric, sGCCycles: gcCyclesMetric,
+	} {
+		h.samples[i].Name = name
 	}
 	h.mu.Lock()
 	h.refreshLocked()
@@ -129,15 +188,16 @@ func newHeapSource(limit int64, hardAt float64, refresh time.Duration, cgroup in
 // Name returns "go_heap".
 func (h *HeapSource) Name() string { return HeapSourceName }
 
-// Level returns (heap + extra bytes) / limit in [0, 1], refreshing the cached reading
-// when it is older than the refresh period.
+// Level returns (used − baseline) / (limit − baseline) in [0, 1],
+// refreshing the cached reading when it is older than the refresh period.
 func (h *HeapSource) Level() float64 {
 	h.maybeRefresh()
 	return math.Float64frombits(h.level.Load())
 }
 
-// Hard reports whether heap + extra bytes reached hardAt·limit at the last
-// reading (refreshing it when stale).
+// Hard reports whether traffic's memory reached hardAt of what traffic can
+// use (or the baseline leaves nothing) at the last reading, refreshing it
+// when stale.
 func (h *HeapSource) Hard() bool {
 	h.maybeRefresh()
 	return h.hard.Load()
@@ -147,8 +207,13 @@ func (h *HeapSource) Hard() bool {
 // (0: no limit known).
 func (h *HeapSource) Limit() int64 { return h.limit.Load() }
 
-// HeapBytes returns the heap bytes of the last reading.
+// HeapBytes returns the bytes of heap objects (live and not yet swept) of
+// the last reading.
 func (h *HeapSource) HeapBytes() int64 { return h.heap.Load() }
+
+// LiveBytes returns the live heap (as marked by the last GC) of the last
+// reading.
+func (h *HeapSource) LiveBytes() int64 { return h.live.Load() }
 
 // Refresh reads the runtime now, whatever the age of the cached reading.
 func (h *HeapSource) Refresh() {
@@ -183,7 +248,7 @@ func (h *HeapSource) GCNudges() uint64 { return h.nudges.Load() }
 // completed for gcNudgeAfter. h.mu held.
 func (h *HeapSource) nudgeGC(level float64) {
 	now := time.Now()
-	if s := h.samples[2]; s.Value.Kind() == metrics.KindUint64 {
+	if s := h.samples[sGCCycles]; s.Value.Kind() == metrics.KindUint64 {
 		if c := s.Value.Uint64(); c != h.gcCycles || h.gcSeen.IsZero() {
 			h.gcCycles, h.gcSeen = c, now
 		}
@@ -199,20 +264,38 @@ func (h *HeapSource) nudgeGC(level float64) {
 	}()
 }
 
+// goReading is one read of the Go runtime's memory.
+type goReading struct {
+	live     int64 // live heap, as of the last GC
+	objects  int64 // heap objects, live and unswept
+	overhead int64 // the runtime's own memory: stacks, metadata, other
+	limit    int64 // GOMEMLIMIT, 0: unset
+}
+
+// readGo reads h.samples. h.mu held.
+func (h *HeapSource) readGo() goReading {
+	metrics.Read(h.samples)
+	u := func(i int) int64 {
+		if s := h.samples[i]; s.Value.Kind() == metrics.KindUint64 {
+			return int64(min(s.Value.Uint64(), math.MaxInt64))
+		}
+		return 0
+	}
+	r := goReading{live: u(sLive), objects: u(sObjects)}
+	total, released := u(sTotal), u(sReleased)
+	r.overhead = max(total-r.objects-u(sUnused)-u(sFree)-released, 0)
+	if v := u(sMemLimit); v < math.MaxInt64 {
+		r.limit = v
+	}
+	return r
+}
+
 // refreshLocked reads the runtime and re-arms the staleness timer. h.mu held.
 func (h *HeapSource) refreshLocked() {
-	metrics.Read(h.samples)
-	var heap int64
-	if s := h.samples[0]; s.Value.Kind() == metrics.KindUint64 {
-		heap = int64(min(s.Value.Uint64(), math.MaxInt64))
-	}
+	g := h.readGo()
 	limit := h.explicit
 	if limit <= 0 {
-		if s := h.samples[1]; s.Value.Kind() == metrics.KindUint64 {
-			if v := s.Value.Uint64(); v < math.MaxInt64 {
-				limit = int64(v)
-			}
-		}
+		limit = g.limit
 	}
 	if limit <= 0 {
 		limit = h.cgroup
@@ -221,18 +304,32 @@ func (h *HeapSource) refreshLocked() {
 	if h.extra != nil {
 		extra = max(h.extra(), 0)
 	}
-	used := float64(heap) + float64(extra)
+	hm := h.readHost()
+	outer := extra + hm.offHeap()
+	used := g.live + g.overhead + outer + h.measured.Other
+	base := h.baselineLocked(hm).Total
 	level, hard := 0.0, false
 	if limit > 0 {
-		level = clamp01(used / float64(limit))
-		hard = used >= h.hardAt*float64(limit)
+		room := float64(limit - base)
+		traffic := float64(max(used-base, 0))
+		switch {
+		case room <= 0:
+			level, hard = 1, true
+		default:
+			level = clamp01(traffic / room)
+			hard = traffic >= h.hardAt*room
+		}
 	}
 	h.nudgeGC(level)
-	h.heap.Store(heap)
-	h.outer.Store(extra)
+	h.heap.Store(g.objects)
+	h.live.Store(g.live)
+	h.outer.Store(outer)
+	h.used.Store(used)
+	h.base.Store(base)
 	h.limit.Store(limit)
 	h.level.Store(math.Float64bits(level))
 	h.hard.Store(hard)
+	h.manageGoLimitLocked(limit, outer)
 	if h.refresh <= 0 {
 		return
 	}

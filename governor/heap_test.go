@@ -165,21 +165,21 @@ func TestHeapSourceCachesUntilRefresh(t *testing.T) {
 // gcSink keeps an allocation reachable until the test drops it.
 var gcSink []byte
 
-// TestHeapSourceNudgesGCWhenStaleAndHigh: garbage left by a burst keeps the
-// objects reading high while nothing allocates (automatic GC is off here);
-// the source must start a GC itself so the reading, and a latch built on it,
-// can fall back without new traffic.
+// TestHeapSourceNudgesGCWhenStaleAndHigh: the live heap of the last GC
+// stays high after a burst while nothing allocates (automatic GC is off
+// here); the source must start a GC itself so the reading, and a latch
+// built on it, can fall back without new traffic.
 func TestHeapSourceNudgesGCWhenStaleAndHigh(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.GC()
+	idle := newHeapSource(0, 0.9, 0, 0, nil).UsedBytes()
 	gcSink = make([]byte, 64<<20)
 	for i := range gcSink {
 		gcSink[i] = byte(i)
 	}
-	h := newHeapSource(0, 0.9, 0, 0, nil)
-	base := h.HeapBytes()
-	h = newHeapSource(base+(16<<20), 0.99, 0, 0, nil) // the garbage alone puts the level far above gcNudgeAbove
-	gcSink = nil
+	runtime.GC() // the burst is live at the last GC...
+	gcSink = nil // ...and garbage now
+	h := newHeapSource(idle+(16<<20), 0.99, 0, 0, nil)
 	if lv := h.Level(); lv < gcNudgeAbove {
 		t.Fatalf("level %.2f before the nudge; want ≥ %.2f", lv, gcNudgeAbove)
 	}
