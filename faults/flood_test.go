@@ -72,8 +72,9 @@ func (b *floodBody) Read(p []byte) (int, error) {
 // ten times what that limit allows: 320 connections each sending 4 MB
 // bodies back to back (1.28 GB offered at once). Peak RSS must stay under
 // twice the limit; the gate must latch and answer 503 with Retry-After;
-// /admin/budget must show the latch; nothing acknowledged may be lost and
-// the process must keep serving.
+// /admin/budget must show the latch, and the latch must open again within
+// 5 s of the flood's end; nothing acknowledged may be lost and the process
+// must keep serving.
 func TestFaultMemoryFlood(t *testing.T) {
 	const (
 		limit    = 128 << 20
@@ -173,6 +174,17 @@ func TestFaultMemoryFlood(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	tr.CloseIdleConnections()
+	// Once the flood is over the latch must open again by itself (the
+	// memory the flood held is garbage; nothing else is pressure).
+	over := time.Now()
+	var reopen time.Duration = -1
+	for time.Since(over) < 30*time.Second {
+		if b, err := p.adminBudget(); err == nil && b.Pressure != nil && !b.Pressure.Latched {
+			reopen = time.Since(over)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	peak := p.peakRSS()
 	p.checkServing(t, 30*time.Second)
 
@@ -184,9 +196,12 @@ func TestFaultMemoryFlood(t *testing.T) {
 	}
 	recs := readTopic(t, c.addr, topicEvents)
 	tl, lost := matchAcks(acked, recs)
-	t.Logf("flood: statuses %v, transport errors %v, 503 without Retry-After %d; /admin/budget polls ok %d (last error %v), latched in %d (by %v), max level %.2f, gate rejections %d; sluice_gate_latched=1 in %d polls; events acked %d, found %d, lost %d, duplicates %d; peak RSS %s (limit %s)",
+	t.Logf("flood: statuses %v, transport errors %v, 503 without Retry-After %d; /admin/budget polls ok %d (last error %v), latched in %d (by %v), max level %.2f, gate rejections %d; sluice_gate_latched=1 in %d polls; latch open again %v after the flood; events acked %d, found %d, lost %d, duplicates %d; peak RSS %s (limit %s)",
 		statuses, errs, noRetry.Load(), budgetOK, budgetErr, latchedSeen, latchedBy, maxLevel, maxRejections, metricsLatched,
-		tl.acked, tl.found, tl.lost, tl.duplicates, mib(peak), mib(limit))
+		reopen.Round(time.Millisecond), tl.acked, tl.found, tl.lost, tl.duplicates, mib(peak), mib(limit))
+	if reopen < 0 || reopen > latchRelease {
+		t.Errorf("the latch did not open within %v of the flood's end (took %v; -1: not within 30 s)", latchRelease, reopen.Round(time.Millisecond))
+	}
 	if peak <= 0 {
 		t.Fatal("no peak RSS reading")
 	}
@@ -211,6 +226,10 @@ func TestFaultMemoryFlood(t *testing.T) {
 		t.Errorf("%d acknowledged events are not in Kafka, e.g. %q", tl.lost, lost)
 	}
 }
+
+// latchRelease is how soon the latch must open once traffic's pressure is
+// gone.
+const latchRelease = 5 * time.Second
 
 // classify names a transport error for the report.
 func classify(err error) string {

@@ -30,7 +30,12 @@ const (
 	adminToken  = "faults-admin-token"
 )
 
-func TestMain(m *testing.M) { os.Exit(e2e.Main(m)) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(brokerEnv); spec != "" {
+		runBrokerProcess(spec) // this process is a test's Kafka broker
+	}
+	os.Exit(e2e.Main(m))
+}
 
 // buildGuest compiles the guest NAME of the guest module in src (a folder
 // relative to the module root, such as wasmhost/testdata/guests) into its
