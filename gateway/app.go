@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -51,9 +50,11 @@ type App struct {
 	sink   Sink
 	tally  *tallySink
 	host   *wasmhost.Host
-	guests atomic.Pointer[wasmhost.Host] // the host, for the governor's reading of guest memory
+	guests atomic.Pointer[wasmhost.Host] // the host, for the governor's reading of its memory
 	proc   engine.Processor
 	server *Server
+
+	pendingCode atomic.Int64 // code expected from the modules compiling at start (see compileHooks)
 
 	admin *adminListener
 	http  *httpLine
@@ -88,7 +89,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	a := &App{cfg: cfg, log: logger, stdout: stdout}
 	a.recv = NewReceiver(ReceiverConfig{QueueBytes: cfg.queueBytes()})
 	a.health = newHealth(a.recv)
-	gov, err := newGovernor(&cfg, a.recv, a.health.gauge, a.guestMemory)
+	gov, err := newGovernor(&cfg, a.recv, a.health.gauge, a.hostMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +108,13 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 		inflight:    func() float64 { return float64(gov.Guard().InFlight()) },
 		sinkHealthy: func() float64 { return b2f(a.health.Healthy()) },
 		queueBytes:  func() float64 { return float64(a.recv.QueuedBytes()) },
+		baseline:    gov.Baseline,
+		memoryUsed: func() float64 {
+			if hs := gov.Heap(); hs != nil {
+				return float64(hs.UsedBytes())
+			}
+			return 0
+		},
 	})
 	a.server = newServer(&a.cfg, a.recv, gov, a.m, logger, a.Ready)
 	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.Ready, log: logger}
@@ -118,10 +126,9 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 // min(16 MiB, a quarter of that). Its pressure sources are the receive
 // queue's fill and the sink's health. The heap is measured against the
 // explicit limit, else GOMEMLIMIT or the cgroup's limit (the governor's
-// defaults). The WASM guests' linear memory lies outside the Go heap
-// (GOMEMLIMIT, which stays the whole limit, does not see it): the heap
-// source adds guestMemory to its reading.
-func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, guestMemory func() int64) (*governor.Governor, error) {
+// defaults). hostMemory reports the WASM host's compiled code (outside the
+// Go heap) and pools: fixed memory, part of the baseline (see memory.go).
+func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, hostMemory func() governor.HostMemory) (*governor.Governor, error) {
 	guardLimit := int64(cfg.MemoryLimit) / 4
 	var heapLimit int64
 	if cfg.MemoryLimitSet() {
@@ -130,7 +137,7 @@ func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, guestM
 	gov, err := governor.New(governor.Config{
 		MemoryLimit: guardLimit,
 		HeapLimit:   heapLimit,
-		ExtraMemory: guestMemory,
+		HostMemory:  hostMemory,
 		Budget: governor.BudgetConfig{
 			Max: min(16<<20, max(guardLimit/4, 256<<10)),
 			Min: 64 << 10,
@@ -159,6 +166,7 @@ func (a *App) Start(ctx context.Context) error {
 		{"admin listener", a.startAdmin},
 		{"sink", a.startSink},
 		{"driver", a.startLines},
+		{"memory baseline", a.startBaseline},
 		{"ingest listener", a.startIngest},
 	}
 	for _, s := range steps {
@@ -220,14 +228,6 @@ func (a *App) Stop(ctx context.Context) error {
 	}
 	a.stops = nil
 	return errors.Join(errs...)
-}
-
-func (a *App) startMemoryLimit(context.Context) (func(context.Context) error, error) {
-	if !a.cfg.MemoryLimitSet() {
-		return nil, nil
-	}
-	prev := debug.SetMemoryLimit(int64(a.cfg.MemoryLimit))
-	return func(context.Context) error { debug.SetMemoryLimit(prev); return nil }, nil
 }
 
 // topics returns the topics sluice writes to by configuration.
@@ -378,6 +378,7 @@ func (a *App) newAdminAPI() (*admin.Handler, error) {
 		Budget:     a.gov.Budget(),
 		Memory:     a.gov.Guard(),
 		Gate:       a.gov.Gate(),
+		Baseline:   a.gov.Baseline,
 		Logger:     a.log.With("component", "admin"),
 	}
 	if hs := a.gov.Heap(); hs != nil {

@@ -7,10 +7,13 @@ import (
 )
 
 // Restart backoff of a line: capped exponential, reset after a run that
-// lasted longer than lineBackoffReset.
+// lasted longer than lineBackoffReset. The cap is also the sink probe's
+// period during an outage, so it bounds how long after the brokers are
+// back the gateway notices (the first 200 must follow within seconds);
+// a probe of a broker that refuses connections costs next to nothing.
 const (
 	lineMinBackoff   = 100 * time.Millisecond
-	lineMaxBackoff   = 5 * time.Second
+	lineMaxBackoff   = time.Second
 	lineBackoffReset = time.Minute
 	lineProbeTimeout = 5 * time.Second
 )

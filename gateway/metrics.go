@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/gateway/admin"
+	"github.com/sluicehq/sluice/governor"
 )
 
 // Metric names. They are an interface (dashboards and alerts depend on
@@ -39,6 +40,8 @@ const (
 	MetricDriverRestarts    = "sluice_driver_restarts_total"
 	MetricQueueBytes        = "sluice_queue_bytes"
 	MetricIngestAckLatency  = "sluice_ingest_ack_latency_seconds"
+	MetricMemoryBaseline    = "sluice_memory_baseline_bytes"
+	MetricMemoryUsed        = "sluice_memory_used_bytes"
 )
 
 // MetricInfo describes one metric family sluice exports.
@@ -83,6 +86,8 @@ var Catalog = []MetricInfo{
 	{MetricQueueBytes, "gauge", "", "Bytes waiting in the receive queue for the driver."},
 	{MetricIngestAckLatency, "histogram", "", "Seconds from enqueue to acknowledgement of ingest requests answered 200."},
 	{MetricReadLimitRejected, "counter", "", "Ingest requests answered 503 because every body-read slot (--max-concurrent-reads) stayed taken for --read-queue-timeout."},
+	{MetricMemoryBaseline, "gauge", "part", "Memory fixed once sluice runs, in bytes, by part: runtime (Go runtime and heap with no traffic), binary (resident pages of the binary), code (compiled WASM code), pools (instance pools at their reserved size), total. It is not pressure: go_heap's level is (used − total) / (--memory-limit − total)."},
+	{MetricMemoryUsed, "gauge", "", "Memory the go_heap pressure source counts as used, in bytes: the live Go heap and runtime, compiled WASM code and the binary's resident pages."},
 }
 
 // helpOf maps a family name to its HELP text, escaped for the text format.
@@ -207,12 +212,34 @@ func newMetrics(g gaugeFuncs) *Metrics {
 	gauge(MetricMemoryInflight, g.inflight)
 	gauge(MetricSinkHealthy, g.sinkHealthy)
 	gauge(MetricQueueBytes, g.queueBytes)
+	gauge(MetricMemoryUsed, g.memoryUsed)
+	for _, part := range baselineParts {
+		gauge(fmt.Sprintf(`%s{part=%q}`, MetricMemoryBaseline, part.name), func() float64 {
+			if g.baseline == nil {
+				return 0
+			}
+			return float64(part.bytes(g.baseline()))
+		})
+	}
 	return m
 }
 
 // gaugeFuncs are the readings behind the callback gauges.
 type gaugeFuncs struct {
-	latched, budget, pressure, inflight, sinkHealthy, queueBytes func() float64
+	latched, budget, pressure, inflight, sinkHealthy, queueBytes, memoryUsed func() float64
+	baseline                                                                 func() governor.Baseline
+}
+
+// baselineParts are the part labels of MetricMemoryBaseline.
+var baselineParts = []struct {
+	name  string
+	bytes func(governor.Baseline) int64
+}{
+	{"runtime", func(b governor.Baseline) int64 { return b.Runtime }},
+	{"binary", func(b governor.Baseline) int64 { return b.Other }},
+	{"code", func(b governor.Baseline) int64 { return b.Code }},
+	{"pools", func(b governor.Baseline) int64 { return b.Pools }},
+	{"total", func(b governor.Baseline) int64 { return b.Total }},
 }
 
 // Set returns the underlying metrics set (for the admin API).

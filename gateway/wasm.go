@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/wasmhost"
@@ -40,6 +41,9 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		CallDeadlinePerRecord: guestCallDeadlinePerRecord,
 		MemoryLimit:           a.cfg.guestMemory(),
 	}
+	if a.cfg.MemoryLimitSet() {
+		hc.PoolSize = poolSize(int64(a.cfg.MemoryLimit))
+	}
 	if a.cfg.DataDir != "" {
 		hc.DataDir = filepath.Join(a.cfg.DataDir, "wasm")
 	}
@@ -50,7 +54,11 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 	a.host = h
 	a.guests.Store(h) // guest memory counts from the first compiled instance
 	stop := func(ctx context.Context) error { return h.Close(ctx) }
-	if err := loadTransforms(ctx, h, a.cfg.TransformsDir, a.log); err != nil {
+	if err := a.precheckTransforms(); err != nil {
+		_ = stop(ctx)
+		return nil, err
+	}
+	if err := loadTransforms(ctx, h, a.cfg.TransformsDir, int64(a.cfg.MemoryLimit), a.log, a.compileHooks()); err != nil {
 		_ = stop(ctx)
 		return nil, err
 	}
@@ -60,15 +68,17 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 	}
 	a.proc = &tenantProcessor{host: h, recv: a.recv, single: len(a.cfg.Tenants) == 0}
 	if hs := a.gov.Heap(); hs != nil {
-		hs.Refresh() // count the loaded transforms' instances from the start
+		hs.Refresh() // count the loaded transforms' code and pools from the start
 	}
 	return stop, nil
 }
 
 // loadTransforms adds every .wasm of dir ("": none) to h, named by its
-// file name, compiling them in parallel (a Go guest takes about half a
-// second each).
-func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, log *slog.Logger) error {
+// file name, compiling as many at a time as the memory limit allows (see
+// compileParallelism: a Go guest takes about half a second and about 40 MB
+// of compiler memory). The hooks, when set, run around each transform
+// added (see loadHooks).
+func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, limit int64, log *slog.Logger, hooks loadHooks) error {
 	if dir == "" {
 		return nil
 	}
@@ -77,9 +87,18 @@ func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, log *slog
 		return err
 	}
 	errs := make([]error, len(files))
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, compileParallelism(limit, len(files)))
+		failed atomic.Bool
+	)
 	for i, f := range files {
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if failed.Load() {
+				return
+			}
 			b, err := os.ReadFile(f)
 			if err != nil {
 				errs[i] = err
@@ -87,9 +106,18 @@ func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, log *slog
 			}
 			name := strings.TrimSuffix(filepath.Base(f), ".wasm")
 			t := time.Now()
+			if hooks.before != nil {
+				hooks.before(int64(len(b)))
+			}
 			info, err := h.Add(ctx, name, b)
+			if hooks.after != nil {
+				if herr := hooks.after(int64(len(b))); err == nil {
+					err = herr
+				}
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("load transform %s: %w", f, err)
+				failed.Store(true)
 				return
 			}
 			log.Info("transform loaded", "name", name, "digest", info.Digest, "duration", time.Since(t))
@@ -97,6 +125,14 @@ func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, log *slog
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// loadHooks run around each transform loadTransforms adds: before with the
+// module's size, after with the same size once it is added (or failed);
+// an error from after stops the loading.
+type loadHooks struct {
+	before func(size int64)
+	after  func(size int64) error
 }
 
 // setPipelines sets the default pipeline and each tenant's. A tenant
@@ -129,14 +165,4 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 		}
 	}
 	return nil
-}
-
-// guestMemory returns the linear memory of the WASM guests' live instances
-// in bytes (0 before the host starts). The governor's heap source adds it
-// to the Go heap, so guest memory counts against --memory-limit.
-func (a *App) guestMemory() int64 {
-	if h := a.guests.Load(); h != nil {
-		return h.GuestMemoryBytes()
-	}
-	return 0
 }

@@ -215,7 +215,7 @@ func (h *HeapSource) ManageGoMemoryLimit(on bool) {
 // goLimitSlack is the share of the limit GOMEMLIMIT leaves unused: the
 // runtime overshoots its soft limit a little, and RSS counts pages the
 // runtime has freed but the kernel not yet reclaimed.
-const goLimitSlack = 1.0 / 32
+const goLimitSlack = 1.0 / 16
 
 // goLimitFloor is the lowest share of the limit GOMEMLIMIT is set to, so
 // a baseline over the limit (which Check reports) does not make the GC

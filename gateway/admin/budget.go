@@ -51,9 +51,25 @@ type sourceBody struct {
 }
 
 type memoryBody struct {
-	InflightBytes *int64 `json:"inflight_bytes"`
-	LimitBytes    *int64 `json:"limit_bytes"`
-	HeapBytes     uint64 `json:"heap_bytes"`
+	InflightBytes *int64        `json:"inflight_bytes"`
+	LimitBytes    *int64        `json:"limit_bytes"`
+	HeapBytes     uint64        `json:"heap_bytes"`
+	Baseline      *baselineBody `json:"baseline"`
+}
+
+// baselineBody is the governor's memory baseline: memory fixed once sluice
+// runs, not traffic pressure (governor.Baseline).
+type baselineBody struct {
+	LimitBytes    int64      `json:"limit_bytes"`
+	TotalBytes    int64      `json:"total_bytes"`
+	RuntimeBytes  int64      `json:"runtime_bytes"`
+	BinaryBytes   int64      `json:"binary_bytes"`
+	CodeBytes     int64      `json:"code_bytes"`
+	PoolsBytes    int64      `json:"pools_bytes"`
+	TrafficBytes  int64      `json:"traffic_bytes"`
+	TrafficShare  float64    `json:"traffic_share"`
+	GoMemoryLimit int64      `json:"go_memory_limit_bytes"`
+	MeasuredAt    *time.Time `json:"measured_at"`
 }
 
 type gateBody struct {
@@ -94,6 +110,19 @@ func (h *Handler) getBudget(ctx *fasthttp.RequestCtx, _ Params) error {
 		out.Memory.InflightBytes, out.Memory.LimitBytes = &in, &lim
 	}
 	out.Memory.HeapBytes = h.deps.HeapBytes()
+	if f := h.deps.Baseline; f != nil {
+		b := f()
+		bb := &baselineBody{
+			LimitBytes: b.Limit, TotalBytes: b.Total, RuntimeBytes: b.Runtime, BinaryBytes: b.Other,
+			CodeBytes: b.Code, PoolsBytes: b.Pools, TrafficBytes: b.Traffic(), TrafficShare: b.TrafficShare(),
+			GoMemoryLimit: b.GoMemoryLimit,
+		}
+		if !b.MeasuredAt.IsZero() {
+			at := b.MeasuredAt.UTC()
+			bb.MeasuredAt = &at
+		}
+		out.Memory.Baseline = bb
+	}
 	if g := h.deps.Gate; g != nil {
 		out.Gate = &gateBody{State: g.State(), Rejections: g.Rejections()}
 	}

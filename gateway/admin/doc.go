@@ -68,7 +68,9 @@
 //	 "aimd": {"bytes","min","max","record_cap","increases","decreases","hard_shrinks","last_utilisation","observations"},
 //	 "pressure": {"level","pause_above","resume_below","latched","latched_since","latched_by",
 //	              "hard","pauses","resumes","sources":[{"name","level","hard"}]},
-//	 "memory": {"inflight_bytes","limit_bytes","heap_bytes"},
+//	 "memory": {"inflight_bytes","limit_bytes","heap_bytes",
+//	            "baseline": {"limit_bytes","total_bytes","runtime_bytes","binary_bytes","code_bytes",
+//	                         "pools_bytes","traffic_bytes","traffic_share","go_memory_limit_bytes","measured_at"}},
 //	 "gate": {"state","rejections"}}
 //
 // GET /admin/history is columnar, oldest sample first (for charts):

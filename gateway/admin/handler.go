@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluicehq/sluice/governor"
 )
 
 // Deps are what the API reads and changes. Transforms and Pipelines are
@@ -35,6 +37,9 @@ type Deps struct {
 	Status StatusReader
 	// HeapBytes returns the Go heap in use; nil reads runtime/metrics.
 	HeapBytes func() uint64
+	// Baseline returns the governor's memory baseline (nil: the budget's
+	// memory.baseline is null).
+	Baseline func() governor.Baseline
 	// Logger receives one line per mutating request and per 5xx
 	// (default slog.Default()).
 	Logger *slog.Logger
