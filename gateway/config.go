@@ -109,10 +109,14 @@ type Config struct {
 	// records pass through unchanged.
 	Pipeline []string `name:"pipeline" yaml:"pipeline" placeholder:"NAME" example:"filter,redact,route,enrich" help:"Transform chain of the default tenant, in order, comma separated. Empty: records pass through unchanged."`
 	// MemoryLimit is the process memory budget in bytes. When given it sets
-	// GOMEMLIMIT; it sizes the governor: a quarter of it may be in flight
-	// (leased), an eighth may wait in the receive queue. WASM guests' linear
-	// memory counts against it through the governor's heap source.
-	MemoryLimit ByteSize `name:"memory-limit" yaml:"memory_limit" default:"1GiB" help:"Memory budget of the process (Go heap, in-flight events and WASM guest memory). Sets GOMEMLIMIT when given; a quarter of it may be in flight and an eighth may wait in the receive queue before the gate answers 503."`
+	// GOMEMLIMIT (less the memory outside the Go runtime: compiled WASM code,
+	// the binary's pages); it sizes the governor: a quarter of it may be in
+	// flight (leased), an eighth may wait in the receive queue. Its fixed
+	// part (runtime, compiled code, instance pools) is the baseline,
+	// measured at start; start refuses a baseline that leaves under a
+	// quarter of the limit to traffic. Under 512 MiB transforms compile one
+	// at a time and keep one instance each.
+	MemoryLimit ByteSize `name:"memory-limit" yaml:"memory_limit" default:"1GiB" help:"Memory budget of the whole process (Go heap, compiled WASM code, guest memory, in-flight events). Sets GOMEMLIMIT when given; a quarter of it may be in flight and an eighth may wait in the receive queue before the gate answers 503. Start fails when the fixed memory (runtime, compiled transforms, instance pools) leaves under a quarter of it."`
 	// MaxBody caps a request body in bytes, before and after
 	// decompression; larger is 413.
 	MaxBody ByteSize `name:"max-body" yaml:"max_body" default:"4MiB" help:"Cap of one request body, before and after decompression (gzip, zstd, deflate, br): larger is 413."`

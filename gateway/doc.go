@@ -30,10 +30,12 @@
 // --max-concurrent-reads bodies are read, decompressed and split at once
 // (503 after --read-queue-timeout); the queue is bounded in bytes and
 // rejects with 503 when full; the inbound gate is evaluated before a body
-// is read. The memory
-// limit (--memory-limit) also sets GOMEMLIMIT, and the governor's heap
-// source reads the Go heap plus the WASM guests' linear memory (allocated
-// outside the Go heap, so GOMEMLIMIT does not see it) against it.
+// is read. The memory limit (--memory-limit) also sets GOMEMLIMIT, which
+// the governor then keeps at the limit less the memory outside the Go
+// runtime (compiled WASM code, the binary's pages); its heap source reads
+// the process's memory net of the baseline measured at start, and start
+// refuses a baseline that leaves traffic under a quarter of the limit
+// (memory.go).
 //
 // Errors map to HTTP statuses in one function, StatusOf; each rejection
 // carries a JSON body {"error": "..."} that says what to do next.
