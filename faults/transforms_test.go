@@ -126,7 +126,7 @@ func TestFaultHostileTransforms(t *testing.T) {
 				}
 			}
 			var flaggedOut, badReason int
-			var sample string
+			var sample, badSample string
 			kinds := map[string]int{}
 			for id := range flagged {
 				if inEvents[id] {
@@ -138,6 +138,7 @@ func TestFaultHostileTransforms(t *testing.T) {
 				}
 				if !ok {
 					badReason++
+					badSample = fmt.Sprintf("%s: %q", id, reasons[id])
 				} else {
 					kinds[strings.SplitN(reasons[id], ":", 2)[0]]++
 					if sample == "" {
@@ -165,7 +166,7 @@ func TestFaultHostileTransforms(t *testing.T) {
 				t.Errorf("%d flagged records were written to %s", flaggedOut, topicEvents)
 			}
 			if badReason > 0 {
-				t.Errorf("%d of %d flagged records are not dead-lettered with a reason starting with one of %q", badReason, len(flagged), tc.reasons)
+				t.Errorf("%d of %d flagged records are not dead-lettered with a reason starting with one of %q, e.g. %s", badReason, len(flagged), tc.reasons, badSample)
 			}
 			// The rest flow: a trapping call's records are retried one by
 			// one, so only a batch with more traps than the isolation cap
