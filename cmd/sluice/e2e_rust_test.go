@@ -60,6 +60,10 @@ var diffLines = []string{
 	// Unicode.
 	`{"id":"uni-1","event":"click","user_id":"ü-1","email":"zoë@exämple.com","ip":"::1","ua":"Mözilla/5.0","geo":{"country":"DE","city":"Köln"},"note":"日本語 😀"}`,
 	`{"id":"uni-2","event":"view","user_id":"用户42","geo":{"country":"JP"},"email":"\u7528@example.jp","ua":"\u2028"}`,
+	// Events whose topic Kafka refuses (dead-lettered by the sink, alone).
+	`{"id":"uni-3","event":"clíck","user_id":"u3"}`,
+	`{"id":"top-1","event":"page view","user_id":"u4"}`,
+	`{"id":"top-2","event":"` + strings.Repeat("e", 250) + `","user_id":"u5"}`,
 	// Escapes, in the fields the examples read and in the ones they edit.
 	`{"id":"esc-1","event":"cl\u0069ck","user_id":"u\"q\\b","email":"a\\b@c.d","geo":{"country":"J\u0050"}}`,
 	`{"id":"esc-2","event":"heart\u0062eat","user_id":"u2"}`,
@@ -248,7 +252,7 @@ func TestExamplesGoRustDifferential(t *testing.T) {
 		}
 	}
 	dlq := strings.Join(goRun.records["sluice.dlq"], "\n")
-	for _, want := range []string{"is not valid JSON", "is not a JSON object", "event too large"} {
+	for _, want := range []string{"is not valid JSON", "is not a JSON object", "event too large", `sluice-stage="sink"`} {
 		if !strings.Contains(dlq, want) {
 			t.Errorf("no dead letter with %q in:\n%s", want, short(dlq))
 		}
