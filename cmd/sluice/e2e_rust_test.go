@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -27,7 +28,7 @@ func goChainDir(t testing.TB) string {
 	for i, n := range exampleNames {
 		guests[i] = e2e.Example(n)
 	}
-	return chainDir(t, e2e.GuestFiles(t, guests...))
+	return chainDir(t, e2e.GuestFiles(t, guests...), nil)
 }
 
 func rustChainDir(t testing.TB) string {
@@ -36,18 +37,24 @@ func rustChainDir(t testing.TB) string {
 	for i, n := range exampleNames {
 		guests[i] = e2e.RustExample(n)
 	}
-	return chainDir(t, e2e.RustGuestFiles(t, guests...))
+	return chainDir(t, e2e.RustGuestFiles(t, guests...), nil)
 }
 
-func chainDir(t testing.TB, files []string) string {
+// chainDir copies files into a new folder, under the names given (by
+// index; the file's own name when missing).
+func chainDir(t testing.TB, files, names []string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range files {
+	for i, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+		name := filepath.Base(f)
+		if i < len(names) {
+			name = names[i]
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,17 +144,18 @@ type chainRun struct {
 	records map[string][]string
 }
 
-// runChain starts sluice --dev with the example chain of dir, posts the
-// corpus and reads back every topic of its broker.
-func runChain(t *testing.T, dir string) chainRun {
+// runChain starts sluice --dev with the pipeline of the transforms in dir,
+// posts bodies (NDJSON, or JSON when one starts with '[' or '{' and holds no
+// newline) and reads back every topic of its broker.
+func runChain(t *testing.T, dir string, pipeline []string, bodies [][]byte, args ...string) chainRun {
 	t.Helper()
 	broker := fmt.Sprintf("127.0.0.1:%d", e2e.FreePort(t))
-	p := startSluice(t, "--dev", "--dev-broker", broker, "--transforms", dir,
-		"--pipeline", strings.Join(exampleNames, ","), "--max-event", "2KiB", "--ack-timeout", "30s")
+	p := startSluice(t, append([]string{"--dev", "--dev-broker", broker, "--transforms", dir,
+		"--pipeline", strings.Join(pipeline, ","), "--ack-timeout", "30s"}, args...)...)
 	var run chainRun
-	for i, body := range diffBodies() {
+	for _, body := range bodies {
 		ct := "application/x-ndjson"
-		if body[0] == '[' || i == 3 {
+		if body[0] == '[' || !bytes.Contains(body, []byte("\n")) {
 			ct = "application/json"
 		}
 		r := do(t, "POST", p.URL("/v1/events"), body, "Content-Type", ct)
@@ -207,36 +215,9 @@ func recordLine(r *kgo.Record) string {
 // its reasons included, byte for byte.
 func TestExamplesGoRustDifferential(t *testing.T) {
 	goDir, rustDir := goChainDir(t), rustChainDir(t)
-	goRun := runChain(t, goDir)
-	rustRun := runChain(t, rustDir)
-
-	if !slices.Equal(goRun.responses, rustRun.responses) {
-		t.Errorf("responses differ:\n  go:   %q\n  rust: %q", goRun.responses, rustRun.responses)
-	}
-	topics := map[string]bool{}
-	for tp := range goRun.records {
-		topics[tp] = true
-	}
-	for tp := range rustRun.records {
-		topics[tp] = true
-	}
-	for tp := range topics {
-		g, r := goRun.records[tp], rustRun.records[tp]
-		if slices.Equal(g, r) {
-			continue
-		}
-		t.Errorf("topic %s: %d records from the Go chain, %d from the Rust chain", tp, len(g), len(r))
-		for _, l := range g {
-			if !slices.Contains(r, l) {
-				t.Errorf("  only Go:   %s", short(l))
-			}
-		}
-		for _, l := range r {
-			if !slices.Contains(g, l) {
-				t.Errorf("  only Rust: %s", short(l))
-			}
-		}
-	}
+	goRun := runChain(t, goDir, exampleNames, diffBodies(), "--max-event", "2KiB")
+	rustRun := runChain(t, rustDir, exampleNames, diffBodies(), "--max-event", "2KiB")
+	compareRuns(t, goRun, rustRun)
 
 	// The corpus exercises what it should: drops, routes, keys, edits and
 	// dead letters (checked on the Go chain, the reference).
@@ -283,6 +264,39 @@ func TestExamplesGoRustDifferential(t *testing.T) {
 	}
 	if routed < 150 || len(goRun.records["events.click"]) == 0 || len(goRun.records["events.signup"]) == 0 {
 		t.Errorf("routing: %d records in events.* topics; topics %v", routed, slices.Sorted(maps.Keys(goRun.records)))
+	}
+}
+
+// compareRuns fails the test unless both runs got the same responses and
+// wrote the same records to the same topics.
+func compareRuns(t *testing.T, goRun, rustRun chainRun) {
+	t.Helper()
+	if !slices.Equal(goRun.responses, rustRun.responses) {
+		t.Errorf("responses differ:\n  go:   %q\n  rust: %q", goRun.responses, rustRun.responses)
+	}
+	topics := map[string]bool{}
+	for tp := range goRun.records {
+		topics[tp] = true
+	}
+	for tp := range rustRun.records {
+		topics[tp] = true
+	}
+	for _, tp := range slices.Sorted(maps.Keys(topics)) {
+		g, r := goRun.records[tp], rustRun.records[tp]
+		if slices.Equal(g, r) {
+			continue
+		}
+		t.Errorf("topic %s: %d records from the Go chain, %d from the Rust chain", tp, len(g), len(r))
+		for _, l := range g {
+			if !slices.Contains(r, l) {
+				t.Errorf("  only Go:   %s", short(l))
+			}
+		}
+		for _, l := range r {
+			if !slices.Contains(g, l) {
+				t.Errorf("  only Rust: %s", short(l))
+			}
+		}
 	}
 }
 
@@ -354,4 +368,86 @@ func customSection(b []byte, name string) bool {
 		i = end
 	}
 	return false
+}
+
+// kitchenLines are the corpus of the SDK differential test: every
+// operation of the kitchen guests (testdata/kitchen), each alone and many
+// times in one batch.
+func kitchenLines() []string {
+	lines := []string{
+		`{"id":"k1","op":"dlq"}`,
+		`{"id":"k2","op":"err"}`,
+		`{"id":"k3","op":"drop-err"}`,
+		`{"id":"k4","op":"dlq-err"}`,
+		`{"id":"k5","op":"split","items":[{"x":1},{"x":"two"},[3],"four",null]}`,
+		`{"id":"k6","op":"meta"}`,
+		`{"id":"k7","op":"edit","gone":1,"a":{"b":{"d":0}}}`,
+		`{"id":"k7b","op":"edit","a":"not an object"}`,
+		`{"id":"k8","op":"types","src":{"deep":[1,"x",{"y":null}]}}`,
+		`{"id":"k9","op":"big","blob":"` + strings.Repeat("b", 40000) + `"}`,
+		`{"id":"k10","op":"str","s":"a\"b\\é\u00e9","n":5}`,
+		`{"id":"k11","op":"raw","x":[1,2]}`,
+		`{"id":"k12","op":"badjson"}`,
+		`{"id":"k13","op":"hash","email":"A@B.c","n":42,"nested":{"email":"n@x","n":1},"obj":{"a":1}}`,
+		`{"id":"k13b","op":"hash","email":null,"nested":"flat"}`,
+		`{"id":"k14","op":"hash-after-edit","email":"old@x","n":7,"gone":"x"}`,
+		`{"id":"k14b","op":"hash-after-edit","email":42}`,
+		`{"id":"k15","op":"set-nested-bad","geo":{"country":"DE"}}`,
+		`{"id":"k16","op":"delete-nested","geo":{"city":"x","country":"DE"},"list":[1,2]}`,
+		`{"id":"k17","op":"value","v":{"s":"x","esc":"\u00e9\n","n":-12,"f":1.5e3,"t":true,"null":null,"obj":{"a":[1]},"bad":"\ud800"}}`,
+		`{"id":"k18","op":"paths","p":[` + strings.TrimSuffix(strings.Repeat("1,", 30), ",") + `]}`,
+		`{"id":"k19","op":"emit-edit"}`,
+		`{"id":"k20","op":"long-reason"}`,
+		`{"id":"k21","op":"key","user_id":{"z":1}}`,
+		`{"id":"k22","op":"key","user_id":"\u0075\u0031"}`,
+		`{"id":"k23","op":"unknown"}`,
+		`{"id":"k24"}`,
+	}
+	// The same operations again and again in one batch, with varied data.
+	emails := []string{`"a@b.c"`, `42`, `null`, `{"x":1}`, `"é@\u00e9"`, `""`}
+	for i := range 60 {
+		lines = append(lines,
+			fmt.Sprintf(`{"id":"h%d","op":"hash","email":%s,"n":%d}`, i, emails[i%len(emails)], i),
+			fmt.Sprintf(`{"id":"e%d","op":"edit","gone":%d}`, i, i),
+			fmt.Sprintf(`{"id":"m%d","op":"meta"}`, i),
+			fmt.Sprintf(`{"id":"s%d","op":"split","items":[{"x":%d},{"x":"y"}]}`, i, i),
+			fmt.Sprintf(`{"id":"v%d","op":"value","v":{"s":"s%d","n":%d}}`, i, i, i),
+		)
+	}
+	return lines
+}
+
+// TestSDKKitchenGoRustDifferential runs the Go SDK's kitchen guest and the
+// Rust SDK's (testdata/kitchen: the same operations, step for step) over
+// one corpus in the real binary and requires byte-identical output: values,
+// topics, keys, headers, dead letters and their reasons, responses.
+func TestSDKKitchenGoRustDifferential(t *testing.T) {
+	goDir := chainDir(t, e2e.GuestFiles(t, e2e.Guest{Name: "sdk-kitchen", Dir: "cmd/sluice/testdata/kitchen/go", Pkg: "."}), []string{"kitchen.wasm"})
+	rustDir := chainDir(t, e2e.RustGuestFiles(t, e2e.RustGuest{Name: "kitchen", Dir: "cmd/sluice/testdata/kitchen/rust"}), nil)
+	lines := kitchenLines()
+	bodies := [][]byte{[]byte(strings.Join(lines, "\n") + "\n"), []byte(lines[5]), []byte(lines[13])}
+	goRun := runChain(t, goDir, []string{"kitchen"}, bodies)
+	rustRun := runChain(t, rustDir, []string{"kitchen"}, bodies)
+	compareRuns(t, goRun, rustRun)
+
+	// The corpus reached every operation (checked on the Go guest).
+	all := ""
+	for _, recs := range goRun.records {
+		all += strings.Join(recs, "\n") + "\n"
+	}
+	for _, want := range []string{
+		`sluice-reason="bad k1"`, `sluice-reason="handler error k2"`, `sluice-reason="first k4"`,
+		`seen="items.1|two"`, `seen="key=k-k6 h1=v1/true h2=/false topic=meta.t"`, `\"echo\":\"true/42/\"`,
+		`sluice-reason="sluice: not found"`, `\"blob_len\":40000`, `\"got\":\"a\\\"b\\\\éé/true/false/false\"`,
+		`{\"wrapped\":`, `\"checked\":\"sluice: invalid JSON|sluice: invalid JSON|sluice: bad path|sluice: bad path|sluice: bad path|sluice: invalid JSON\"`,
+		`email=true/ok,n=false/sluice: wrong JSON type,missing=false/ok`, `\"sum\":24`, `child_seen`, `raison: ünïcödé`,
+		`key="{\"z\":1}"`, `key="u1"`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no output with %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("Go guest output:\n%s", short(all))
+	}
 }

@@ -236,6 +236,13 @@ impl<'b> Record<'b> {
         check("set", path, host::set_string(self.idx, path.as_bytes(), s.as_bytes()))
     }
 
+    /// [`set_str`](Self::set_str) with bytes that need not be UTF-8 (the
+    /// host writes invalid sequences as U+FFFD), the Go SDK's `SetString`.
+    #[inline]
+    pub fn set_text(&self, path: &str, s: &[u8]) -> Result<(), Error> {
+        check("set", path, host::set_string(self.idx, path.as_bytes(), s))
+    }
+
     /// Removes the field at `path`; a missing field is not an error.
     #[inline]
     pub fn delete(&self, path: &str) -> Result<(), Error> {
