@@ -423,12 +423,21 @@ func kitchenLines() []string {
 // topics, keys, headers, dead letters and their reasons, responses.
 func TestSDKKitchenGoRustDifferential(t *testing.T) {
 	goDir := chainDir(t, e2e.GuestFiles(t, e2e.Guest{Name: "sdk-kitchen", Dir: "cmd/sluice/testdata/kitchen/go", Pkg: "."}), []string{"kitchen.wasm"})
-	rustDir := chainDir(t, e2e.RustGuestFiles(t, e2e.RustGuest{Name: "kitchen", Dir: "cmd/sluice/testdata/kitchen/rust"}), nil)
+	rust := e2e.RustGuest{Name: "kitchen", Dir: "cmd/sluice/testdata/kitchen/rust"}
+	perRecord := rust
+	perRecord.NoDefaultFeatures = true
+	files := e2e.RustGuestFiles(t, rust, perRecord)
 	lines := kitchenLines()
 	bodies := [][]byte{[]byte(strings.Join(lines, "\n") + "\n"), []byte(lines[5]), []byte(lines[13])}
 	goRun := runChain(t, goDir, []string{"kitchen"}, bodies)
-	rustRun := runChain(t, rustDir, []string{"kitchen"}, bodies)
-	compareRuns(t, goRun, rustRun)
+	// The Rust SDK with the per-batch host functions (its default) and
+	// with per-record calls only.
+	for i, mode := range []string{"per-batch", "per-record"} {
+		t.Run(mode, func(t *testing.T) {
+			rustRun := runChain(t, chainDir(t, files[i:i+1], nil), []string{"kitchen"}, bodies)
+			compareRuns(t, goRun, rustRun)
+		})
+	}
 
 	// The corpus reached every operation (checked on the Go guest).
 	all := ""

@@ -39,6 +39,8 @@ type RustGuest struct {
 	// crate, or the workspace that has it as a member (such as
 	// "examples/rust"). Its .cargo/config.toml applies.
 	Dir string
+	// NoDefaultFeatures builds the crate with --no-default-features.
+	NoDefaultFeatures bool
 }
 
 // RustExample is the Rust example transform name of examples/rust.
@@ -81,9 +83,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// BuildRustGuests builds every guest with cargo (one cargo run per Dir,
-// with targetDir as CARGO_TARGET_DIR) and copies each module to
-// out/NAME.wasm (out is made if missing).
+// BuildRustGuests builds every guest with cargo (one cargo run per Dir and
+// feature choice, with targetDir as CARGO_TARGET_DIR) and copies each module
+// to out/NAME.wasm (out is made if missing; guests of one Name overwrite
+// each other there).
 func BuildRustGuests(out, targetDir string, guests ...RustGuest) error {
 	root, err := Root()
 	if err != nil {
@@ -97,26 +100,35 @@ func BuildRustGuests(out, targetDir string, guests ...RustGuest) error {
 		return err
 	}
 	env = append(env, "CARGO_TARGET_DIR="+targetDir)
-	var dirs []string
-	byDir := map[string][]string{}
-	for _, g := range guests {
-		if byDir[g.Dir] == nil {
-			dirs = append(dirs, g.Dir)
-		}
-		byDir[g.Dir] = append(byDir[g.Dir], g.Name)
+	// One cargo run per folder and feature choice, in order.
+	type run struct {
+		dir   string
+		noDef bool
 	}
-	for _, d := range dirs {
+	var runs []run
+	names := map[run][]string{}
+	for _, g := range guests {
+		r := run{g.Dir, g.NoDefaultFeatures}
+		if names[r] == nil {
+			runs = append(runs, r)
+		}
+		names[r] = append(names[r], g.Name)
+	}
+	for _, r := range runs {
 		args := []string{"build", "--offline", "--release", "--target", RustTarget}
-		for _, n := range byDir[d] {
+		if r.noDef {
+			args = append(args, "--no-default-features")
+		}
+		for _, n := range names[r] {
 			args = append(args, "-p", n)
 		}
 		cmd := exec.Command(cargo, args...)
-		cmd.Dir = filepath.Join(root, filepath.FromSlash(d))
+		cmd.Dir = filepath.Join(root, filepath.FromSlash(r.dir))
 		cmd.Env = env
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build Rust guests %s in %s: %v\n%s", strings.Join(byDir[d], ", "), d, err, b)
+			return fmt.Errorf("build Rust guests %s in %s: %v\n%s", strings.Join(names[r], ", "), r.dir, err, b)
 		}
-		for _, n := range byDir[d] {
+		for _, n := range names[r] {
 			built := filepath.Join(targetDir, RustTarget, "release", strings.ReplaceAll(n, "-", "_")+".wasm")
 			b, err := os.ReadFile(built)
 			if err != nil {
@@ -158,15 +170,25 @@ func RustGuestFiles(tb testing.TB, guests ...RustGuest) []string {
 			missing = append(missing, g)
 		}
 	}
-	if len(missing) > 0 {
+	for len(missing) > 0 {
+		// Guests of one Name (built with other features) go in later runs.
+		var now, later []RustGuest
+		seen := map[string]bool{}
+		for _, g := range missing {
+			if seen[g.Name] {
+				later = append(later, g)
+				continue
+			}
+			seen[g.Name] = true
+			now = append(now, g)
+		}
 		start := time.Now()
 		out := filepath.Join(dir, "rust-build")
-		if err := BuildRustGuests(out, filepath.Join(dir, "cargo-target"), missing...); err != nil {
+		if err := BuildRustGuests(out, filepath.Join(dir, "cargo-target"), now...); err != nil {
 			tb.Fatal(err)
 		}
-		built := len(rustBuilds.paths)
-		for i, g := range missing {
-			own := filepath.Join(dir, "rust-guests", fmt.Sprintf("%d-%s", built+i, g.Name))
+		for _, g := range now {
+			own := filepath.Join(dir, "rust-guests", fmt.Sprintf("%d-%s", len(rustBuilds.paths), g.Name))
 			if err := os.MkdirAll(own, 0o755); err != nil {
 				tb.Fatal(err)
 			}
@@ -176,7 +198,8 @@ func RustGuestFiles(tb testing.TB, guests ...RustGuest) []string {
 			}
 			rustBuilds.paths[g] = p
 		}
-		tb.Logf("built Rust guests %v in %v", missing, time.Since(start).Round(time.Millisecond))
+		tb.Logf("built Rust guests %v in %v", now, time.Since(start).Round(time.Millisecond))
+		missing = later
 	}
 	paths := make([]string, len(guests))
 	for i, g := range guests {

@@ -76,7 +76,32 @@ impl Arena {
     /// the value, lent until the arena is reset, or the status.
     #[inline]
     pub(crate) fn fill(&self, mut write: impl FnMut(&mut [u8]) -> i32) -> Result<&[u8], i32> {
+        // Written out twice rather than as a loop (a loop header costs an
+        // exit from native code under the host's guard): the first try
+        // fits nearly always, the second fits a value of the length the
+        // first reported.
+        match self.try_fill(&mut write) {
+            Ok(Some(v)) => return Ok(v),
+            Err(st) => return Err(st),
+            Ok(None) => {}
+        }
+        match self.try_fill(&mut write) {
+            Ok(Some(v)) => return Ok(v),
+            Err(st) => return Err(st),
+            Ok(None) => {}
+        }
         loop {
+            if let Some(v) = self.try_fill(&mut write)? {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// One try of fill: the value, or `None` after growing the arena when
+    /// it did not fit.
+    #[inline]
+    fn try_fill(&self, write: &mut impl FnMut(&mut [u8]) -> i32) -> Result<Option<&[u8]>, i32> {
+        {
             // SAFETY: the UnsafeCell is dereferenced only inside Arena's
             // methods, which do not call each other and hold no reference
             // into it across `write` (below); the arena is single-threaded
@@ -104,13 +129,14 @@ impl Arena {
                 // current chunk, and from now on below `used`, so no later
                 // fill writes to it; the chunk lives until reset, which
                 // needs &mut self and so comes after this &self borrow.
-                return Ok(unsafe { std::slice::from_raw_parts(base.add(start), n) });
+                return Ok(Some(unsafe { std::slice::from_raw_parts(base.add(start), n) }));
             }
             // Too small: a larger chunk; the old one keeps its lent values.
             let grown = Chunk::new((2 * c.cur.cap).max(2 * n));
             let old = std::mem::replace(&mut c.cur, grown);
             c.full.push(old);
             c.used = 0;
+            Ok(None)
         }
     }
 

@@ -31,6 +31,9 @@ mod imp {
         pub fn dead_letter(rec: i32, reason: *const u8, reason_len: usize) -> i32;
         pub fn emit(parent: i32, val: *const u8, val_len: usize) -> i32;
         pub fn hash_field(rec: i32, path: *const u8, path_len: usize, algo: i32) -> i32;
+        pub fn fetch_field(path: *const u8, path_len: usize, mode: i32, tab: *mut u8, buf: *mut u8, cap: usize) -> i32;
+        pub fn record_kinds(buf: *mut u8, cap: usize) -> i32;
+        pub fn apply(ops: *const u8, ops_len: usize, res: *mut u8, res_cap: usize) -> i32;
     }
 }
 
@@ -92,6 +95,15 @@ mod imp {
         no_host()
     }
     pub unsafe fn hash_field(_: i32, _: *const u8, _: usize, _: i32) -> i32 {
+        no_host()
+    }
+    pub unsafe fn fetch_field(_: *const u8, _: usize, _: i32, _: *mut u8, _: *mut u8, _: usize) -> i32 {
+        no_host()
+    }
+    pub unsafe fn record_kinds(_: *mut u8, _: usize) -> i32 {
+        no_host()
+    }
+    pub unsafe fn apply(_: *const u8, _: usize, _: *mut u8, _: usize) -> i32 {
         no_host()
     }
 }
@@ -204,4 +216,38 @@ pub(crate) fn emit(parent: i32, val: &[u8]) -> i32 {
 pub(crate) fn hash_field(rec: i32, path: &[u8], algo: i32) -> i32 {
     // SAFETY: the slice is borrowed for the call; the host only reads it.
     unsafe { imp::hash_field(rec, path.as_ptr(), path.len(), algo) }
+}
+
+// The per-batch functions. `n` is the batch's record count (the argument of
+// sluice_process); the host writes n entries into the buffers sized from it.
+
+/// `fetch_field`: `path`'s value for every record of the batch, written one
+/// after the other into `buf`, with an 8-byte entry per record in `tab`
+/// (offset u32, length or status i32). Returns the values' total length
+/// (over `buf.len()`: nothing usable was written) or a status.
+#[inline]
+pub(crate) fn fetch_field(n: usize, path: &[u8], mode: i32, tab: &mut [u8], buf: &mut [u8]) -> i32 {
+    assert!(tab.len() >= 8 * n, "sluice: fetch_field table too small");
+    // SAFETY: `tab` holds the 8 × n bytes the host writes into it and `buf`
+    // is exclusively borrowed, both alive for the call; the host writes
+    // values only within buf[..buf.len()] and reads only `path`.
+    unsafe { imp::fetch_field(path.as_ptr(), path.len(), mode, tab.as_mut_ptr(), buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `record_kinds`: one kind byte per record into `buf` (at least n long).
+#[inline]
+pub(crate) fn record_kinds(n: usize, buf: &mut [u8]) -> i32 {
+    assert!(buf.len() >= n, "sluice: record_kinds buffer too small");
+    // SAFETY: `buf` holds the n bytes the host writes, exclusively borrowed
+    // for the call.
+    unsafe { imp::record_kinds(buf.as_mut_ptr(), buf.len()) }
+}
+
+/// `apply`: the decisions in `ops`, in order; a 4-byte result per op into
+/// `res` when it holds them all. Returns how many failed, or a status.
+#[inline]
+pub(crate) fn apply(ops: &[u8], res: &mut [u8]) -> i32 {
+    // SAFETY: `ops` is read and `res` written (only within res.len(), and
+    // only when it holds every result) during the call.
+    unsafe { imp::apply(ops.as_ptr(), ops.len(), res.as_mut_ptr(), res.len()) }
 }

@@ -17,15 +17,29 @@ pub trait ToJson {
     /// Appends the JSON text of `self` to `out`. An error leaves `out` in
     /// an unspecified state.
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error>;
+
+    /// Reports whether `append_json` writes valid JSON by construction (the
+    /// SDK's own encodings), so the host need not be asked before `set`
+    /// returns. Leave the default.
+    #[doc(hidden)]
+    fn sdk_encoded(&self) -> bool {
+        false
+    }
 }
 
 impl<T: ToJson + ?Sized> ToJson for &T {
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         (**self).append_json(out)
     }
+    fn sdk_encoded(&self) -> bool {
+        (**self).sdk_encoded()
+    }
 }
 
 impl ToJson for str {
+    fn sdk_encoded(&self) -> bool {
+        true
+    }
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         append_quoted(out, self);
         Ok(())
@@ -33,6 +47,9 @@ impl ToJson for str {
 }
 
 impl ToJson for String {
+    fn sdk_encoded(&self) -> bool {
+        true
+    }
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         append_quoted(out, self);
         Ok(())
@@ -40,6 +57,9 @@ impl ToJson for String {
 }
 
 impl ToJson for bool {
+    fn sdk_encoded(&self) -> bool {
+        true
+    }
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         out.extend_from_slice(if *self { b"true" } else { b"false" });
         Ok(())
@@ -49,6 +69,9 @@ impl ToJson for bool {
 macro_rules! int_to_json {
     ($($t:ty)*) => {$(
         impl ToJson for $t {
+            fn sdk_encoded(&self) -> bool {
+                true
+            }
             fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
                 use std::io::Write;
                 write!(out, "{}", self).map_err(|_| Error::InvalidJson)
@@ -59,6 +82,10 @@ macro_rules! int_to_json {
 int_to_json!(i8 i16 i32 i64 i128 isize u8 u16 u32 u64 u128 usize);
 
 impl ToJson for f64 {
+    fn sdk_encoded(&self) -> bool {
+        true
+    }
+
     /// Shortest text that reads back as the same number, as Go's
     /// `strconv.AppendFloat(x, 'g', -1, 64)` writes it (`1.5`, `1e+21`,
     /// `1.234567e+06`). NaN and infinities are not JSON: `InvalidJson`.
@@ -68,6 +95,10 @@ impl ToJson for f64 {
 }
 
 impl<T: ToJson> ToJson for Option<T> {
+    fn sdk_encoded(&self) -> bool {
+        self.as_ref().map_or(true, ToJson::sdk_encoded)
+    }
+
     fn append_json(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         match self {
             Some(v) => v.append_json(out),

@@ -32,6 +32,14 @@
 //! reason, emit a new record. A record nobody edits leaves the host
 //! unchanged, byte for byte.
 //!
+//! The handler sees one record at a time, but the host is called a few
+//! times per *batch*: a path's first read fetches it for every record, and
+//! decisions whose result is certain are handed over together when the
+//! batch ends (see `calls.rs`; the results are those of one call per
+//! operation). Without the default `batch` feature the SDK makes one
+//! per-record call per operation instead, for hosts older than the
+//! per-batch functions.
+//!
 //! What the host returns lives in a per-batch arena the SDK reuses: values
 //! borrow it (`&'b [u8]`, [`Value<'b>`]) until the handler returns, so a
 //! steady stream of records allocates nothing. Copy a value to keep it.
@@ -57,6 +65,7 @@
 
 pub mod abi;
 mod arena;
+mod calls;
 mod error;
 mod host;
 mod json;

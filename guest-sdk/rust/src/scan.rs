@@ -70,6 +70,9 @@ pub(crate) fn plain(b: &[u8]) -> bool {
         w[..n].copy_from_slice(b);
         return plain_word(u64::from_le_bytes(w));
     }
+    if n <= 16 {
+        return plain_word(load(b, 0)) && plain_word(load(b, n - 8));
+    }
     let mut i = 0;
     while i < n - 8 {
         if !plain_word(load(b, i)) {
