@@ -87,7 +87,7 @@ func recordKinds(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, StatusBadRecord)
 		return
 	}
-	if uint64(s.n) > stack[1] {
+	if uint64(s.n) > uint64(uint32(stack[1])) {
 		ret(stack, int32(s.n))
 		return
 	}

@@ -45,9 +45,10 @@ func read(mod api.Module, ptr, n uint64) ([]byte, bool) {
 
 // writeOut writes val into the guest buffer (buf, capacity) and sets the
 // result: the length, whether or not it fit (nothing is written when it
-// does not).
+// does not). buf and capacity are raw stack slots: an i32 argument's upper
+// 32 bits are not zeroed by wazero, so only the low 32 bits count.
 func writeOut(mod api.Module, stack []uint64, buf, capacity uint64, val []byte) {
-	if uint64(len(val)) <= capacity && len(val) > 0 {
+	if uint64(len(val)) <= uint64(uint32(capacity)) && len(val) > 0 {
 		if !mod.Memory().Write(uint32(buf), val) {
 			ret(stack, StatusBadMemory)
 			return
@@ -119,7 +120,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				return
 			}
 			t := s.record(idx).Topic
-			if uint64(len(t)) <= stack[2] && len(t) > 0 && !mod.Memory().WriteString(uint32(stack[1]), t) {
+			if uint64(len(t)) <= uint64(uint32(stack[2])) && len(t) > 0 && !mod.Memory().WriteString(uint32(stack[1]), t) {
 				ret(stack, StatusBadMemory)
 				return
 			}
