@@ -26,6 +26,7 @@ type Host struct {
 
 	mu         sync.Mutex
 	transforms map[string]*transform
+	broken     map[string]error // transforms that failed to load, and why (availability.go)
 	pipelines  map[string]*Pipeline
 	closed     bool
 
@@ -50,6 +51,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{
 		cfg:        cfg,
 		transforms: make(map[string]*transform),
+		broken:     make(map[string]error),
 		pipelines:  make(map[string]*Pipeline),
 	}
 	rc := wazero.NewRuntimeConfig().
@@ -123,41 +125,37 @@ func (h *Host) Close(ctx context.Context) error {
 func (h *Host) Config() Config { return h.cfg }
 
 // restore loads stored transforms (compiling each current version, from
-// the compilation cache when warm) and pipelines.
+// the compilation cache when warm) and pipelines. A transform that fails to
+// load is kept as not loaded, with why (its pipelines are unavailable, see
+// availability.go); a pipeline is restored whatever its transforms' state.
 func (h *Host) restore(ctx context.Context) error {
-	mans, err := h.store.manifests()
+	mans, bad, err := h.store.manifests()
 	if err != nil {
 		return err
 	}
+	for name, err := range bad {
+		h.broken[name] = &notLoadedError{err: err}
+	}
 	for _, m := range mans {
-		t := &transform{name: m.Name, counters: &counters{}}
-		for _, vm := range m.Versions {
-			v := h.newVersion(m.Name, vm, nil, t.counters)
-			v.blobPath = h.store.blobPath(m.Name, vm.Digest)
-			t.versions = append(t.versions, v)
-			if vm.Version == m.Current {
-				t.current = v
-			} else {
-				v.retired.Store(true)
-			}
+		t, err := h.restoreTransform(ctx, m)
+		if t != nil {
+			h.transforms[m.Name] = t
 		}
-		if t.current == nil {
-			h.cfg.Logger.Warn("transform has no current version; skipped", "transform", m.Name)
-			continue
+		if err != nil {
+			h.broken[m.Name] = &notLoadedError{err: err}
 		}
-		if err := t.current.compile(ctx); err != nil {
-			h.cfg.Logger.Error("stored transform failed to compile; skipped", "transform", m.Name, "err", err)
-			continue
-		}
-		h.transforms[m.Name] = t
+	}
+	for name, err := range h.broken {
+		h.cfg.Logger.Error("stored transform cannot be loaded: every pipeline that uses it is unavailable until it is added again",
+			"transform", name, "err", err, "dir", h.store.dir)
 	}
 	pls, err := h.store.pipelines()
 	if err != nil {
 		return err
 	}
 	for name, names := range pls {
-		if err := h.setPipelineLocked(name, names, false); err != nil {
-			h.cfg.Logger.Error("stored pipeline not restored", "pipeline", name, "err", err)
+		if err := h.setPipelineLocked(name, names, false, true); err != nil {
+			return err
 		}
 	}
 	return nil

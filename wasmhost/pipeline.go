@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +24,12 @@ type Pipeline struct {
 	cur  atomic.Pointer[chain]
 }
 
-// chain is an immutable snapshot of a pipeline's transforms.
+// chain is an immutable snapshot of a pipeline's transforms. An
+// unavailable chain (err set) keeps its names and runs nothing.
 type chain struct {
 	names    []string
 	versions []*version
+	err      *UnavailableError
 }
 
 func newPipeline(h *Host, name string) *Pipeline {
@@ -65,8 +66,15 @@ func (p *Pipeline) Transforms() []string { return slices.Clone(p.cur.Load().name
 // batch goes on; with TrapFailBatch Process returns a *TrapError. A done ctx
 // returns ctx's error. Process never touches the batch's commit tokens: it
 // only sees records.
+//
+// An unavailable pipeline (a transform of its chain is not loaded, see Err)
+// fails every batch with its *UnavailableError and returns no records: it
+// never passes records through.
 func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engine.DLQEntry) ([]engine.Record, []engine.DLQEntry, error) {
 	c := p.cur.Load()
+	if c.err != nil {
+		return nil, dlq, c.err
+	}
 	if len(c.versions) == 0 {
 		return recs, dlq, nil
 	}
@@ -179,10 +187,23 @@ func (h *Host) isolate(ctx context.Context, v *version, recs []engine.Record, or
 }
 
 // SetPipeline sets (creating if needed) the named pipeline's chain. Every
-// name must be a stored transform, else the error wraps ErrNotFound and
-// nothing changes. An empty list makes a pass-through pipeline. With a
-// DataDir the pipelines survive restart.
+// name must be a loaded transform, else nothing changes and the error
+// wraps ErrNotFound (no such transform) or ErrNotLoaded (it failed to
+// load). An empty list makes a pass-through pipeline. With a DataDir the
+// pipelines survive restart.
 func (h *Host) SetPipeline(name string, transforms []string) error {
+	return h.setPipeline(name, transforms, false)
+}
+
+// SetPipelineAllowUnavailable is SetPipeline for a chain that may name
+// transforms that are not loaded (start-up configuration: a missing
+// transform costs only the pipelines that use it): the pipeline is then
+// unavailable (see Pipeline.Err) until each of them is added.
+func (h *Host) SetPipelineAllowUnavailable(name string, transforms []string) error {
+	return h.setPipeline(name, transforms, true)
+}
+
+func (h *Host) setPipeline(name string, transforms []string, allowUnavailable bool) error {
 	if err := checkName("pipeline", name); err != nil {
 		return err
 	}
@@ -191,17 +212,13 @@ func (h *Host) SetPipeline(name string, transforms []string) error {
 	if h.closed {
 		return ErrClosed
 	}
-	return h.setPipelineLocked(name, transforms, true)
+	return h.setPipelineLocked(name, transforms, true, allowUnavailable)
 }
 
-func (h *Host) setPipelineLocked(name string, transforms []string, persist bool) error {
-	c := &chain{names: slices.Clone(transforms)}
-	for _, tn := range transforms {
-		t, err := h.lookup(tn)
-		if err != nil {
-			return fmt.Errorf("pipeline %q: %w", name, err)
-		}
-		c.versions = append(c.versions, t.current)
+func (h *Host) setPipelineLocked(name string, transforms []string, persist, allowUnavailable bool) error {
+	c := h.chainLocked(name, transforms)
+	if c.err != nil && !allowUnavailable {
+		return fmt.Errorf("pipeline %q: transform %q cannot be loaded: %w", name, c.err.Transform, c.err.Err)
 	}
 	p, ok := h.pipelines[name]
 	if !ok {
@@ -268,24 +285,4 @@ func (h *Host) pipelineMapLocked() map[string][]string {
 
 // swapLocked rebuilds, atomically, the chain of every pipeline that uses
 // the transform name, on its current version.
-func (h *Host) swapLocked(name string) {
-	names := make([]string, 0, len(h.pipelines))
-	for n := range h.pipelines {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, pn := range names {
-		p := h.pipelines[pn]
-		c := p.cur.Load()
-		if !slices.Contains(c.names, name) {
-			continue
-		}
-		nc := &chain{names: c.names, versions: slices.Clone(c.versions)}
-		for i, tn := range nc.names {
-			if tn == name {
-				nc.versions[i] = h.transforms[name].current
-			}
-		}
-		p.cur.Store(nc)
-	}
-}
+func (h *Host) swapLocked(name string) { h.rebuildLocked(name) }

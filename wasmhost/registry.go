@@ -30,6 +30,11 @@ type Info struct {
 	// PeakMemory is the largest linear memory an instance of this version
 	// reached, in bytes (0 before the first instance).
 	PeakMemory uint64 `json:"peak_memory"`
+	// Error says why the transform is not loaded (it failed to load at
+	// start: the pipelines that use it are unavailable); empty when loaded.
+	// A transform that failed to load before any version of it could be
+	// read has only Name and Error.
+	Error string `json:"error,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -64,7 +69,10 @@ var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 // name exists with other bytes, the module becomes its new current version
 // (the previous one is kept for Rollback) and every pipeline that uses name
 // switches to it atomically: batches in flight finish on the old version.
-// Adding the current bytes again changes nothing.
+// Adding the current bytes again changes nothing, unless the transform is
+// not loaded (its stored bytes were lost or altered): then they replace the
+// current version under its number. A transform that was not loaded is
+// loaded once Add succeeds, and the pipelines that use it become available.
 //
 // A module that is not valid WASM, imports anything but sluice_v1 and the
 // WASI functions a reactor needs, lacks an export, or was built for another
@@ -80,7 +88,7 @@ func (h *Host) Add(ctx context.Context, name string, wasm []byte) (Info, error) 
 		h.mu.Unlock()
 		return Info{}, ErrClosed
 	}
-	if t, ok := h.transforms[name]; ok && t.current.meta.Digest == digest {
+	if t, ok := h.transforms[name]; ok && t.current.meta.Digest == digest && h.broken[name] == nil {
 		info := t.current.info(true)
 		h.mu.Unlock()
 		return info, nil
@@ -134,20 +142,31 @@ func (h *Host) Add(ctx context.Context, name string, wasm []byte) (Info, error) 
 		}
 	}
 	prev := t.current
+	before := slices.Clone(t.versions)
+	if i := slices.Index(t.versions, prev); i >= 0 && h.broken[name] != nil && prev.meta.Digest == digest {
+		// The current version's bytes again, after they failed to load.
+		v.meta.Version = prev.meta.Version
+		t.versions = slices.Delete(t.versions, i, i+1)
+	}
 	t.versions = append(t.versions, v)
 	t.current = v
 	pruned := h.pruneLocked(t)
 	if err := h.saveManifestLocked(t); err != nil {
 		// Undo: the stored state still names the previous version.
-		t.versions = t.versions[:len(t.versions)-1]
+		t.versions = before
 		t.current = prev
 		v.close()
 		return Info{}, err
 	}
 	h.transforms[name] = t
+	delete(h.broken, name)
 	h.swapLocked(name)
-	if prev != nil {
+	switch {
+	case prev == nil:
+	case slices.Contains(t.versions, prev):
 		prev.retire()
+	default:
+		prev.close() // replaced: its bytes had failed to load
 	}
 	for _, p := range pruned {
 		p.close()
@@ -315,27 +334,52 @@ func (v *version) abiVersion(ctx context.Context) (int, error) {
 	return got, nil
 }
 
-// Get returns the current version of a transform.
+// Get returns the current version of a transform. A transform that is not
+// loaded is returned with its Error (and only its name when no version of
+// it could be read).
 func (h *Host) Get(name string) (Info, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	t, err := h.lookup(name)
-	if err != nil {
+	if _, ok := h.transforms[name]; !ok && h.broken[name] != nil {
+		return h.infoLocked(name), nil
+	}
+	if _, err := h.lookup(name); err != nil {
 		return Info{}, err
 	}
-	return t.current.info(true), nil
+	return h.infoLocked(name), nil
 }
 
-// List returns the current version of every transform, sorted by name.
+// List returns the current version of every transform, sorted by name,
+// those that are not loaded included (see Get).
 func (h *Host) List() []Info {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]Info, 0, len(h.transforms))
-	for _, t := range h.transforms {
-		out = append(out, t.current.info(true))
+	out := make([]Info, 0, len(h.transforms)+len(h.broken))
+	for name := range h.transforms {
+		out = append(out, h.infoLocked(name))
+	}
+	for name := range h.broken {
+		if _, ok := h.transforms[name]; !ok {
+			out = append(out, h.infoLocked(name))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// infoLocked describes a known transform (stored or not loaded).
+func (h *Host) infoLocked(name string) Info {
+	var in Info
+	if t, ok := h.transforms[name]; ok {
+		in = t.current.info(true)
+	} else {
+		in.Name = name
+	}
+	if err := h.broken[name]; err != nil {
+		in.Current = false
+		in.Error = strings.TrimPrefix(err.Error(), "wasmhost: ")
+	}
+	return in
 }
 
 // Versions returns every kept version of a transform, oldest first.
@@ -381,18 +425,20 @@ func (h *Host) Rollback(ctx context.Context, name string) (Info, error) {
 		return Info{}, err
 	}
 	prev.retired.Store(false)
+	delete(h.broken, name)
 	h.swapLocked(name)
 	old.retire()
 	return prev.info(true), nil
 }
 
-// Delete removes a transform and all its versions, from memory and disk.
-// It fails with ErrInUse while a pipeline uses it.
+// Delete removes a transform and all its versions, from memory and disk,
+// also one that is not loaded. It fails with ErrInUse while a pipeline
+// uses it.
 func (h *Host) Delete(name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t, err := h.lookup(name)
-	if err != nil {
+	if err != nil && h.broken[name] == nil {
 		return err
 	}
 	for _, p := range h.pipelines {
@@ -406,8 +452,11 @@ func (h *Host) Delete(name string) error {
 		}
 	}
 	delete(h.transforms, name)
-	for _, v := range t.versions {
-		v.close()
+	delete(h.broken, name)
+	if t != nil {
+		for _, v := range t.versions {
+			v.close()
+		}
 	}
 	return nil
 }

@@ -53,12 +53,20 @@ func (s *store) blobPath(name, digest string) string {
 	return filepath.Join(s.dir, name, digest+".wasm")
 }
 
+// rel is the path of a stored file relative to the store's folder, as
+// errors name it.
+func (s *store) rel(elem ...string) string {
+	return filepath.ToSlash(filepath.Join(elem...))
+}
+
+// putBlob stores a module under its digest. A blob already there is kept
+// when intact and rewritten when its bytes were lost or altered.
 func (s *store) putBlob(name, digest string, wasm []byte) error {
 	if err := os.MkdirAll(filepath.Join(s.dir, name), 0o755); err != nil {
 		return err
 	}
 	p := s.blobPath(name, digest)
-	if _, err := os.Stat(p); err == nil {
+	if _, err := readBlob(p, digest); err == nil {
 		return nil
 	}
 	return writeAtomic(p, wasm)
@@ -84,30 +92,40 @@ func (s *store) removeBlob(name, digest string) error {
 	return err
 }
 
-func (s *store) manifests() ([]manifest, error) {
+// manifests reads every stored transform's manifest. A folder whose
+// manifest cannot be read or does not describe it is returned in bad, with
+// why; err is for a store that cannot be listed at all.
+func (s *store) manifests() (mans []manifest, bad map[string]error, err error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("wasmhost: read %s: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("wasmhost: read %s: %w", s.dir, err)
 	}
-	var out []manifest
+	bad = map[string]error{}
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() || checkName("transform", e.Name()) != nil {
 			continue
 		}
+		rel := s.rel(e.Name(), "manifest.json")
 		b, err := os.ReadFile(filepath.Join(s.dir, e.Name(), "manifest.json"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("wasmhost: read manifest: %w", err)
+			bad[e.Name()] = fmt.Errorf("its manifest %s cannot be read: %w", rel, err)
+			continue
 		}
 		var m manifest
 		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("wasmhost: manifest of %q: %w", e.Name(), err)
+			bad[e.Name()] = fmt.Errorf("its manifest %s is damaged: %w", rel, err)
+			continue
 		}
-		out = append(out, m)
+		if m.Name != e.Name() {
+			bad[e.Name()] = fmt.Errorf("its manifest %s names transform %q", rel, m.Name)
+			continue
+		}
+		mans = append(mans, m)
 	}
-	return out, nil
+	return mans, bad, nil
 }
 
 func (s *store) pipelinesPath() string { return filepath.Join(s.dir, "..", "pipelines.json") }
@@ -137,12 +155,16 @@ func (s *store) putPipelines(m map[string][]string) error {
 
 // readBlob reads a stored module and checks its digest.
 func readBlob(path, digest string) ([]byte, error) {
+	rel := filepath.ToSlash(filepath.Join(filepath.Base(filepath.Dir(path)), filepath.Base(path)))
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("its module %s is missing", rel)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("wasmhost: read %s: %w", path, err)
+		return nil, fmt.Errorf("its module %s cannot be read: %w", rel, err)
 	}
 	if d := digestOf(b); d != digest {
-		return nil, fmt.Errorf("wasmhost: %s: digest %s, manifest says %s", path, d, digest)
+		return nil, fmt.Errorf("its module %s is altered or truncated (%d bytes, SHA-256 %.12s…; the manifest says %.12s…)", rel, len(b), d, digest)
 	}
 	return b, nil
 }
