@@ -51,6 +51,7 @@ type App struct {
 	tally  *tallySink
 	host   *wasmhost.Host
 	guests atomic.Pointer[wasmhost.Host] // the host, for the governor's reading of its memory
+	pipes  map[string]*wasmhost.Pipeline // tenant ("" default) → its pipeline, set by startHost
 	proc   engine.Processor
 	server *Server
 
@@ -117,6 +118,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 		},
 	})
 	a.server = newServer(&a.cfg, a.recv, gov, a.m, logger, a.Ready)
+	a.server.pipelineErr = a.pipelineErr
 	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.Ready, log: logger}
 	return a, nil
 }
@@ -475,8 +477,17 @@ func (a *App) TenantPipelines() map[string]string {
 // nil restores the default (404 JSON).
 func (a *App) SetAdminHandler(h fasthttp.RequestHandler) { a.admin.setHandler(h) }
 
-// Ready returns nil when sluice takes traffic, else why not.
-func (a *App) Ready() error { return a.health.Ready() }
+// Ready returns nil when sluice takes traffic, else why not. While some of
+// the tenants' pipelines are unavailable (a transform is not loaded) and
+// others run, it returns an error wrapping ErrDegraded that names them:
+// sluice still takes traffic (/readyz answers 200 "degraded"); when every
+// pipeline in use is unavailable it is not ready.
+func (a *App) Ready() error {
+	if err := a.health.Ready(); err != nil {
+		return err
+	}
+	return a.pipelinesReady()
+}
 
 // Config returns the configuration in use (with a generated dev token).
 func (a *App) Config() Config { return a.cfg }

@@ -60,7 +60,37 @@ var (
 	ErrMalformedRequest = errors.New("malformed HTTP request: send POST /v1/events with a valid request line, headers and body framing")
 	// ErrConfig is wrapped by every configuration error.
 	ErrConfig = errors.New("invalid configuration")
+	// ErrPipelineUnavailable is wrapped by a *PipelineError: the tenant's
+	// pipeline cannot run because one of its transforms is not loaded (503);
+	// nothing of the request was accepted.
+	ErrPipelineUnavailable = errors.New("pipeline unavailable")
+	// ErrDegraded is wrapped by App.Ready's error while some pipelines are
+	// unavailable and others run: sluice takes traffic (/readyz answers 200
+	// with status "degraded" and why).
+	ErrDegraded = errors.New("degraded")
 )
+
+// pipelineRetryAfter is the Retry-After of a request whose pipeline is
+// unavailable: it takes an operator to repair it.
+const pipelineRetryAfter = 10 * time.Second
+
+// PipelineError is the 503 of a request whose tenant's pipeline is
+// unavailable (wasmhost.UnavailableError): it names the transform that is
+// not loaded and why. Nothing of the request is delivered, not even
+// untransformed: the client retries once an operator uploaded the
+// transform again or changed the pipeline.
+type PipelineError struct {
+	// Err is the host's *wasmhost.UnavailableError.
+	Err error
+}
+
+// Error implements error.
+func (e *PipelineError) Error() string {
+	return e.Err.Error() + "; nothing of the request was accepted: retry after the Retry-After delay (an operator must upload the transform again or change the pipeline)"
+}
+
+// Unwrap returns ErrPipelineUnavailable and the host's error.
+func (e *PipelineError) Unwrap() []error { return []error{ErrPipelineUnavailable, e.Err} }
 
 // PressureError is a 503 caused by the governor: the gate latched or the
 // receive queue is full. It names the pressure source so an operator knows
@@ -142,7 +172,7 @@ func StatusOf(err error) int {
 		errors.Is(err, fasthttp.ErrContentEncodingUnsupported):
 		return fasthttp.StatusUnsupportedMediaType
 	case errors.Is(err, ErrOverloaded), errors.Is(err, ErrSinkUnavailable), errors.Is(err, ErrShuttingDown),
-		errors.Is(err, ErrReadLimit):
+		errors.Is(err, ErrReadLimit), errors.Is(err, ErrPipelineUnavailable):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ErrAckTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -156,6 +186,9 @@ func retryAfterOf(err error, def time.Duration) time.Duration {
 	var pe *PressureError
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		return pe.RetryAfter
+	}
+	if errors.Is(err, ErrPipelineUnavailable) {
+		return pipelineRetryAfter
 	}
 	if StatusOf(err) == fasthttp.StatusServiceUnavailable {
 		return def

@@ -97,6 +97,10 @@ type Server struct {
 
 	srv *fasthttp.Server
 	ln  net.Listener
+
+	// pipelineErr returns the 503 of a tenant whose pipeline is
+	// unavailable (nil: none; set by the App).
+	pipelineErr func(tenant string) error
 }
 
 // newServer builds the front door; ready reports nil when sluice can take
@@ -220,9 +224,18 @@ func (s *Server) drainUnread(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// readyz answers 200 when ready() is nil, else 503 with the reason.
+// readyz answers 200 when ready() is nil, 200 "degraded" with the reason
+// when it wraps ErrDegraded, else 503 with the reason.
 func readyz(ctx *fasthttp.RequestCtx, ready func() error) {
-	if err := ready(); err != nil {
+	err := ready()
+	if errors.Is(err, ErrDegraded) {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("application/json")
+		b := appendJSONString([]byte(`{"status":"degraded","error":`), err.Error())
+		ctx.SetBody(append(b, '}', '\n'))
+		return
+	}
+	if err != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetContentType("application/json")
 		b := appendJSONString([]byte(`{"status":"not ready","error":`), err.Error())
@@ -248,6 +261,11 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	t, err := s.auth(ctx)
 	if err != nil {
 		return writeError(ctx, err, 0)
+	}
+	if s.pipelineErr != nil {
+		if err := s.pipelineErr(t.name); err != nil {
+			return writeError(ctx, err, 0)
+		}
 	}
 	// The gate, before the body is read.
 	if s.gov.Gate().Evaluate() == governor.Hold {

@@ -25,7 +25,11 @@ const (
 
 // startHost starts the WASM host shared by every line, loads the
 // transforms of TransformsDir (compiled in parallel) and sets the
-// configured pipelines.
+// configured pipelines. A transform that cannot be loaded (a stored one
+// that fails to restore, a module of TransformsDir that fails to compile,
+// a name no transform has) does not stop the start: the pipelines that use
+// it are unavailable (their tenants get 503 naming it, /readyz says so)
+// and the others run.
 func (a *App) startHost(ctx context.Context) (func(context.Context) error, error) {
 	hooks := wasmhost.Hooks{
 		OnCall: func(name string, s wasmhost.CallStats) {
@@ -66,7 +70,15 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		_ = stop(ctx)
 		return nil, err
 	}
-	a.proc = &tenantProcessor{host: h, recv: a.recv, single: len(a.cfg.Tenants) == 0}
+	a.pipes = map[string]*wasmhost.Pipeline{"": h.Pipeline(wasmhost.DefaultPipeline)}
+	for _, t := range a.cfg.Tenants {
+		a.pipes[t.Name] = h.Pipeline(pipelineName(t.Name))
+	}
+	for _, u := range a.unavailablePipelines() {
+		a.log.Error("pipeline unavailable: its requests get 503 until the transform is uploaded again or the pipeline changed (admin API)",
+			"pipeline", u.Pipeline, "transform", u.Transform, "err", u.Err)
+	}
+	a.proc = &tenantProcessor{host: h, recv: a.recv, single: len(a.cfg.Tenants) == 0, pipes: a.pipes}
 	if hs := a.gov.Heap(); hs != nil {
 		hs.Refresh() // count the loaded transforms' code and pools from the start
 	}
@@ -77,7 +89,10 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 // file name, compiling as many at a time as the memory limit allows (see
 // compileParallelism: a Go guest takes about half a second and about 40 MB
 // of compiler memory). The hooks, when set, run around each transform
-// added (see loadHooks).
+// added (see loadHooks). A module that cannot be read or added is marked
+// unavailable on the host (its pipelines fail closed) and logged; the
+// error returned is a hook's (it stops the loading) or a folder that
+// cannot be listed.
 func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, limit int64, log *slog.Logger, hooks loadHooks) error {
 	if dir == "" {
 		return nil
@@ -99,25 +114,31 @@ func loadTransforms(ctx context.Context, h *wasmhost.Host, dir string, limit int
 			if failed.Load() {
 				return
 			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				errs[i] = err
-				return
-			}
 			name := strings.TrimSuffix(filepath.Base(f), ".wasm")
 			t := time.Now()
-			if hooks.before != nil {
-				hooks.before(int64(len(b)))
-			}
-			info, err := h.Add(ctx, name, b)
-			if hooks.after != nil {
-				if herr := hooks.after(int64(len(b))); err == nil {
-					err = herr
+			b, err := os.ReadFile(f)
+			var info wasmhost.Info
+			if err == nil {
+				if hooks.before != nil {
+					hooks.before(int64(len(b)))
+				}
+				info, err = h.Add(ctx, name, b)
+				if hooks.after != nil {
+					if herr := hooks.after(int64(len(b))); herr != nil {
+						errs[i] = fmt.Errorf("load transform %s: %w", f, herr)
+						failed.Store(true)
+						return
+					}
 				}
 			}
 			if err != nil {
-				errs[i] = fmt.Errorf("load transform %s: %w", f, err)
-				failed.Store(true)
+				if ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					return
+				}
+				err = fmt.Errorf("load %s: %w", f, err)
+				h.MarkUnavailable(name, err)
+				log.Error("transform failed to load: every pipeline that uses it is unavailable until it is uploaded", "name", name, "err", err)
 				return
 			}
 			log.Info("transform loaded", "name", name, "digest", info.Digest, "duration", time.Since(t))
@@ -137,10 +158,11 @@ type loadHooks struct {
 
 // setPipelines sets the default pipeline and each tenant's. A tenant
 // without a chain in the configuration keeps the one stored in the data
-// folder (set over the admin API), else gets the default chain.
+// folder (set over the admin API), else gets the default chain. A chain
+// that names a transform that is not loaded makes its pipeline unavailable.
 func setPipelines(h *wasmhost.Host, cfg *Config) error {
 	if len(cfg.Pipeline) > 0 {
-		if err := h.SetPipeline(wasmhost.DefaultPipeline, cfg.Pipeline); err != nil {
+		if err := h.SetPipelineAllowUnavailable(wasmhost.DefaultPipeline, cfg.Pipeline); err != nil {
 			return err
 		}
 	}
@@ -153,7 +175,7 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 			}
 			chain = cfg.Pipeline
 		}
-		if err := h.SetPipeline(pipelineName(t.Name), chain); err != nil {
+		if err := h.SetPipelineAllowUnavailable(pipelineName(t.Name), chain); err != nil {
 			return err
 		}
 	}
@@ -165,4 +187,69 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 		}
 	}
 	return nil
+}
+
+// unavailablePipelines returns why each pipeline a tenant uses cannot run
+// (the default pipeline counts when the default tenant can send: open
+// ingest or api_keys), sorted by pipeline.
+func (a *App) unavailablePipelines() []*wasmhost.UnavailableError {
+	var out []*wasmhost.UnavailableError
+	for _, u := range a.host.Unavailable() {
+		if a.pipelineInUse(u.Pipeline) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// pipelineInUse reports whether a tenant's requests run through pipeline.
+func (a *App) pipelineInUse(pipeline string) bool {
+	if pipeline == wasmhost.DefaultPipeline && (len(a.cfg.Tenants) == 0 || len(a.cfg.APIKeys) > 0) {
+		return true
+	}
+	for _, t := range a.cfg.Tenants {
+		if pipelineName(t.Name) == pipeline {
+			return true
+		}
+	}
+	return false
+}
+
+// pipelineErr returns the 503 of tenant's requests while its pipeline is
+// unavailable, else nil (the front door asks it before reading a body).
+func (a *App) pipelineErr(tenant string) error {
+	if p := a.pipes[tenant]; p != nil {
+		if err := p.Err(); err != nil {
+			return &PipelineError{Err: err}
+		}
+	}
+	return nil
+}
+
+// pipelinesReady returns nil when every pipeline in use can run; an error
+// wrapping ErrDegraded when only some can; else (none can) an error
+// wrapping ErrPipelineUnavailable. Each names the pipelines and why.
+func (a *App) pipelinesReady() error {
+	if a.host == nil {
+		return nil
+	}
+	down := a.unavailablePipelines()
+	if len(down) == 0 {
+		return nil
+	}
+	inUse := 0
+	for name := range a.host.Pipelines() {
+		if a.pipelineInUse(name) {
+			inUse++
+		}
+	}
+	msgs := make([]string, len(down))
+	for i, u := range down {
+		msgs[i] = u.Error()
+	}
+	why := strings.Join(msgs, "; ")
+	if len(down) < inUse {
+		return fmt.Errorf("%w: %s", ErrDegraded, why)
+	}
+	return fmt.Errorf("%w: no pipeline in use can run: %s", ErrPipelineUnavailable, why)
 }

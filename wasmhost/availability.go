@@ -95,7 +95,7 @@ func (h *Host) loadErrLocked(name string) error {
 		return err
 	}
 	if _, ok := h.transforms[name]; !ok {
-		return fmt.Errorf("%w: no transform %q is stored (never added, or deleted from the data folder): add it", ErrNotFound, name)
+		return fmt.Errorf("%w: no transform %q is stored (never added, or its files were deleted from the data folder)", ErrNotFound, name)
 	}
 	return nil
 }

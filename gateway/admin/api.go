@@ -143,6 +143,19 @@ type TransformInfo struct {
 	// current version reached serving traffic (0 before its first
 	// instance; dry runs do not count).
 	PeakMemoryBytes uint64 `json:"peak_memory_bytes"`
+	// Error says why the transform is not loaded (it failed to load at
+	// start: every pipeline that uses it is unavailable until it is
+	// uploaded again); absent when it is loaded.
+	Error string `json:"error,omitempty"`
+}
+
+// PipelineAvailability is implemented by Pipelines that know whether a
+// tenant's chain can run (HostRegistry does). GET /admin/pipeline then says
+// "available" and, when not, why.
+type PipelineAvailability interface {
+	// PipelineErr returns nil when tenant's pipeline can run, else why not
+	// (a transform of its chain is not loaded).
+	PipelineErr(tenant string) error
 }
 
 // Decisions of DryRunEvent.Decision.

@@ -31,7 +31,7 @@
 //	DELETE /admin/transforms/{name}           → 204 | 404 | 409 while a pipeline uses it
 //	POST   /admin/transforms/{name}/rollback  → 200 TransformInfo (previous version) | 409 none kept
 //	POST   /admin/transforms/{name}/test      body: sample events → 200 dry-run result
-//	GET    /admin/pipeline[?tenant=T]         → 200 {"tenant","transforms","tenants"}
+//	GET    /admin/pipeline[?tenant=T]         → 200 {"tenant","transforms","tenants","available","error"}
 //	PUT    /admin/pipeline[?tenant=T]         {"transforms":["a","b"]} → 200 {"tenant","transforms","previous"}
 //	POST   /admin/pipeline/test[?tenant=T][&transforms=a,b]  body: sample events → 200 dry-run result
 //	GET    /admin/budget                      → 200 governor state
@@ -44,7 +44,15 @@
 // rollback. TransformInfo is
 //
 //	{"name","digest","size","abi_version","exports","version","versions",
-//	 "created","used_by","calls","records","traps","peak_memory_bytes"}
+//	 "created","used_by","calls","records","traps","peak_memory_bytes","error"}
+//
+// "error" is present when the transform is not loaded (it failed to load at
+// start: its module missing, altered or not compiling); every pipeline that
+// uses it is then unavailable — GET /admin/pipeline says "available": false
+// with the "error", and its tenant's ingest requests get 503 — until the
+// transform is uploaded again (the same bytes are fine), rolled back, or the
+// pipeline is changed. A pipeline cannot be set to a chain with such a
+// transform (400).
 //
 // Sample events are a JSON array, one JSON value, or NDJSON. A dry run
 // produces nothing downstream and runs on instances of its own: the pools

@@ -45,5 +45,5 @@ func Example() {
 	get("/admin/pipeline", "s3cret")
 	// Output:
 	// 401 {"error":"missing or invalid admin token","status":401}
-	// 200 {"tenant":"default","transforms":[],"tenants":[]}
+	// 200 {"tenant":"default","transforms":[],"tenants":[],"available":true}
 }

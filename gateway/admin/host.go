@@ -56,7 +56,7 @@ func mapHostErr(err error) error {
 	}
 	var s error
 	switch {
-	case errors.Is(err, wasmhost.ErrInvalidModule), errors.Is(err, wasmhost.ErrBadName):
+	case errors.Is(err, wasmhost.ErrInvalidModule), errors.Is(err, wasmhost.ErrBadName), errors.Is(err, wasmhost.ErrNotLoaded):
 		return &InvalidError{Err: err}
 	case errors.Is(err, wasmhost.ErrNotFound):
 		s = ErrNotFound
@@ -78,7 +78,7 @@ func (r *HostRegistry) info(in wasmhost.Info, pipelines map[string][]string) Tra
 	out := TransformInfo{
 		Name: in.Name, Digest: in.Digest, Size: int64(in.Size), ABIVersion: in.ABIVersion,
 		Exports: in.Exports, Version: in.Version, Created: in.Created,
-		Calls: in.Calls, Records: in.Records, Traps: in.Traps, PeakMemoryBytes: in.PeakMemory, UsedBy: []string{},
+		Calls: in.Calls, Records: in.Records, Traps: in.Traps, PeakMemoryBytes: in.PeakMemory, UsedBy: []string{}, Error: in.Error,
 	}
 	if vs, err := r.host.Versions(in.Name); err == nil {
 		for _, v := range vs {
@@ -137,9 +137,15 @@ func (r *HostRegistry) Rollback(ctx context.Context, name string) (TransformInfo
 	return r.info(in, r.host.Pipelines()), nil
 }
 
-// DryRun runs events through the chain on the host, producing nothing.
+// DryRun runs events through the chain on the host, producing nothing. A
+// transform that is not loaded is ErrInvalid, with why.
 func (r *HostRegistry) DryRun(ctx context.Context, chain []string, events [][]byte) (DryRunResult, error) {
 	start := time.Now()
+	for _, name := range chain {
+		if in, err := r.host.Get(name); err == nil && in.Error != "" {
+			return DryRunResult{}, Invalidf("transform %q cannot be loaded: %s: upload it again", name, in.Error)
+		}
+	}
 	res, err := r.host.DryRun(ctx, chain, events)
 	if err != nil {
 		return DryRunResult{}, mapHostErr(err)
@@ -203,9 +209,22 @@ func (r *HostRegistry) SetPipeline(tenant string, chain []string) error {
 		if errors.Is(err, wasmhost.ErrNotFound) {
 			return &InvalidError{Reason: "unknown transform", Err: err}
 		}
+		if errors.Is(err, wasmhost.ErrNotLoaded) {
+			return &InvalidError{Reason: "a transform of the chain cannot be loaded: upload it again first", Err: err}
+		}
 		return mapHostErr(err)
 	}
 	return nil
+}
+
+// PipelineErr returns nil when tenant's pipeline can run, else the host's
+// *wasmhost.UnavailableError (a transform of its chain is not loaded).
+func (r *HostRegistry) PipelineErr(tenant string) error {
+	name, err := r.pipelineName(tenant)
+	if err != nil {
+		return err
+	}
+	return r.host.Pipeline(name).Err()
 }
 
 // Tenants returns the configured tenants, sorted (the default "" excluded).

@@ -22,6 +22,10 @@ type pipelineBody struct {
 	Tenant     string   `json:"tenant"`
 	Transforms []string `json:"transforms"`
 	Tenants    []string `json:"tenants"`
+	// Available is false while a transform of the chain is not loaded: the
+	// tenant's requests get 503 and Error says why.
+	Available bool   `json:"available"`
+	Error     string `json:"error,omitempty"`
 }
 
 // pipelineSwap is the JSON answer of PUT /admin/pipeline.
@@ -74,7 +78,13 @@ func (h *Handler) getPipeline(ctx *fasthttp.RequestCtx, _ Params) error {
 	if tenants == nil {
 		tenants = []string{}
 	}
-	writeJSON(ctx, http.StatusOK, pipelineBody{Tenant: tenantLabel(t), Transforms: chain, Tenants: tenants})
+	body := pipelineBody{Tenant: tenantLabel(t), Transforms: chain, Tenants: tenants, Available: true}
+	if pa, ok := h.deps.Pipelines.(PipelineAvailability); ok {
+		if err := pa.PipelineErr(t); err != nil {
+			body.Available, body.Error = false, err.Error()
+		}
+	}
+	writeJSON(ctx, http.StatusOK, body)
 	return nil
 }
 

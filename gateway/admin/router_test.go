@@ -367,7 +367,7 @@ func TestRoutingSuccess(t *testing.T) {
 		t.Fatalf("list: %d %s", r.status, r.body)
 	}
 	r = do(t, c, "GET", "/admin/pipeline?tenant=acme", testToken, nil)
-	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"tenant":"acme","transforms":[],"tenants":["acme"]}` {
+	if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"tenant":"acme","transforms":[],"tenants":["acme"],"available":true}` {
 		t.Fatalf("pipeline: %d %s", r.status, r.body)
 	}
 	r = do(t, c, "PUT", "/admin/pipeline", testToken, []byte(`{"transforms":[]}`))
