@@ -117,9 +117,9 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 			return 0
 		},
 	})
-	a.server = newServer(&a.cfg, a.recv, gov, a.m, logger, a.Ready)
+	a.server = newServer(&a.cfg, a.recv, gov, a.m, logger, a.readiness)
 	a.server.pipelineErr = a.pipelineErr
-	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.Ready, log: logger}
+	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.readiness, log: logger}
 	return a, nil
 }
 
@@ -477,12 +477,20 @@ func (a *App) TenantPipelines() map[string]string {
 // nil restores the default (404 JSON).
 func (a *App) SetAdminHandler(h fasthttp.RequestHandler) { a.admin.setHandler(h) }
 
-// Ready returns nil when sluice takes traffic, else why not. While some of
-// the tenants' pipelines are unavailable (a transform is not loaded) and
-// others run, it returns an error wrapping ErrDegraded that names them:
-// sluice still takes traffic (/readyz answers 200 "degraded"); when every
-// pipeline in use is unavailable it is not ready.
+// Ready returns nil when sluice takes traffic, else why not. While some
+// of the tenants' pipelines are unavailable (a transform is not loaded) and
+// others run it takes traffic (nil; /readyz says "degraded" and why); when
+// no pipeline in use can run it is not ready.
 func (a *App) Ready() error {
+	if err := a.readiness(); !errors.Is(err, ErrDegraded) {
+		return err
+	}
+	return nil
+}
+
+// readiness is what /readyz answers: Ready's error, or an error wrapping
+// ErrDegraded that names the unavailable pipelines while others run.
+func (a *App) readiness() error {
 	if err := a.health.Ready(); err != nil {
 		return err
 	}

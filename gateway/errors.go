@@ -64,7 +64,7 @@ var (
 	// pipeline cannot run because one of its transforms is not loaded (503);
 	// nothing of the request was accepted.
 	ErrPipelineUnavailable = errors.New("pipeline unavailable")
-	// ErrDegraded is wrapped by App.Ready's error while some pipelines are
+	// ErrDegraded is wrapped by what /readyz reads while some pipelines are
 	// unavailable and others run: sluice takes traffic (/readyz answers 200
 	// with status "degraded" and why).
 	ErrDegraded = errors.New("degraded")
