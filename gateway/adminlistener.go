@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -23,6 +24,10 @@ type adminListener struct {
 	ln      net.Listener
 	handler atomic.Pointer[fasthttp.RequestHandler]
 	done    chan struct{}
+	// died is told when Serve returns while the listener is not being
+	// stopped (the socket failed): the App then ends the process.
+	died     func(error)
+	stopping atomic.Bool
 }
 
 // start listens on addr and serves; api is the admin REST API (nil: none,
@@ -59,15 +64,26 @@ func (l *adminListener) start(api *admin.Handler) error {
 	l.done = make(chan struct{})
 	go func() {
 		defer close(l.done)
-		if err := l.srv.Serve(ln); err != nil {
-			l.log.Error("admin listener", "err", err)
+		err := l.srv.Serve(ln)
+		if !l.stopping.Load() && l.died != nil {
+			l.died(listenerDied("admin", ln.Addr(), err))
 		}
 	}()
 	return nil
 }
 
+// listenerDied is the error of a listener whose Serve returned while
+// running (nil: it was closed from under it).
+func listenerDied(what string, addr net.Addr, err error) error {
+	if err == nil {
+		err = errors.New("the listening socket was closed")
+	}
+	return fmt.Errorf("%s listener %s stopped accepting connections: %w", what, addr, err)
+}
+
 // stop shuts the listener down and waits for Serve to return.
 func (l *adminListener) stop(ctx context.Context) error {
+	l.stopping.Store(true)
 	err := l.srv.ShutdownWithContext(ctx)
 	<-l.done
 	return err

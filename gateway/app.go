@@ -59,10 +59,13 @@ type App struct {
 
 	admin *adminListener
 	http  *httpLine
+	died  chan error // a part that failed while running (Failed)
 	kafka []*kafkaLine // the Kafka source lines
 	ksec  kafka.Security
 
 	stops []step // started steps, stopped in reverse
+
+	tokenGenerated bool // the admin token was generated (dev), so the banner may print it
 }
 
 type step struct {
@@ -76,10 +79,12 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	generated := false
 	if cfg.Dev && cfg.AdminToken == "" {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		cfg.AdminToken = hex.EncodeToString(b[:])
+		generated = true
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -87,7 +92,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	a := &App{cfg: cfg, log: logger, stdout: stdout}
+	a := &App{cfg: cfg, log: logger, stdout: stdout, tokenGenerated: generated}
 	a.recv = NewReceiver(ReceiverConfig{QueueBytes: cfg.queueBytes()})
 	a.health = newHealth(a.recv)
 	gov, err := newGovernor(&cfg, a.recv, a.health.gauge, a.hostMemory)
@@ -119,7 +124,8 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 	})
 	a.server = newServer(&a.cfg, a.recv, gov, a.m, logger, a.readiness)
 	a.server.pipelineErr = a.pipelineErr
-	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.readiness, log: logger}
+	a.died = make(chan error, 1)
+	a.admin = &adminListener{addr: cfg.AdminAddr, m: a.m, ready: a.readiness, log: logger, died: a.fail}
 	return a, nil
 }
 
@@ -400,6 +406,7 @@ func (a *App) startLines(context.Context) (func(context.Context) error, error) {
 	}
 	d := driveDeps{gov: a.gov, sink: a.tally, proc: proc, m: a.m, log: a.log}
 	a.http = newHTTPLine(d, a.recv, a.server, a.health, a.sink.Ping, a.cfg.ShutdownTimeout, a.log)
+	a.http.died = a.fail
 	srcs := a.cfg.sources()
 	var sec kafka.Security
 	if len(srcs) > 0 {
@@ -476,6 +483,21 @@ func (a *App) TenantPipelines() map[string]string {
 // /healthz, /readyz and /metrics (the admin REST API). Safe at any time;
 // nil restores the default (404 JSON).
 func (a *App) SetAdminHandler(h fasthttp.RequestHandler) { a.admin.setHandler(h) }
+
+// Failed receives the error of a part of sluice that died while running
+// (the ingest or the admin listener stopped accepting connections): the
+// process cannot serve as configured, so its caller stops the App and exits
+// non-zero. It receives at most one error.
+func (a *App) Failed() <-chan error { return a.died }
+
+// fail reports a part that died while running (see Failed).
+func (a *App) fail(err error) {
+	a.log.Error("sluice cannot go on", "err", err)
+	select {
+	case a.died <- err:
+	default:
+	}
+}
 
 // Ready returns nil when sluice takes traffic, else why not. While some
 // of the tenants' pipelines are unavailable (a transform is not loaded) and

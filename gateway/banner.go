@@ -9,10 +9,14 @@ import (
 )
 
 // devBanner is what `sluice run --dev` prints once it listens: how to
-// ingest, read the metrics, call the admin API and consume with kcat.
+// ingest, read the metrics, call the admin API and consume with kcat. It
+// prints the admin token only when sluice generated it: a token the user
+// supplied is a secret that may be in use elsewhere, and terminals and
+// logs keep what they show, so the banner says where it came from instead.
 type devBanner struct {
 	httpAddr, adminAddr string
-	adminToken          string
+	adminToken          string // generated: printed
+	tokenFrom           string // where the user's token came from ("" = generated)
 	brokerAddr          string // "" without the embedded broker
 	topic, dlqTopic     string
 }
@@ -23,9 +27,15 @@ func (b devBanner) write(w io.Writer) {
 	fmt.Fprintf(&s, "\nsluice is running (dev mode)\n\n")
 	fmt.Fprintf(&s, "  ingest:  curl -XPOST http://%s/v1/events -H 'Content-Type: application/json' -d '{\"event\":\"hello\"}'\n", hostPort(b.httpAddr))
 	fmt.Fprintf(&s, "  metrics: http://%s/metrics\n", hostPort(b.adminAddr))
-	fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' http://%s/admin/budget\n", b.adminToken, hostPort(b.adminAddr))
-	fmt.Fprintf(&s, "  console: http://%s/ui/#token=%s\n", hostPort(b.adminAddr), b.adminToken)
-	fmt.Fprintf(&s, "  admin token: %s\n", b.adminToken)
+	if b.tokenFrom == "" {
+		fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' http://%s/admin/budget\n", b.adminToken, hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  console: http://%s/ui/#token=%s\n", hostPort(b.adminAddr), b.adminToken)
+		fmt.Fprintf(&s, "  admin token: %s (generated for this run)\n", b.adminToken)
+	} else {
+		fmt.Fprintf(&s, "  admin:   curl -H \"Authorization: Bearer $TOKEN\" http://%s/admin/budget\n", hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  console: http://%s/ui/ (it asks for the token)\n", hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  admin token: the one you supplied (%s); not shown\n", b.tokenFrom)
+	}
 	if b.brokerAddr != "" {
 		fmt.Fprintf(&s, "  kafka:   kcat -b %s -C -t %s -o beginning\n", b.brokerAddr, b.topic)
 		fmt.Fprintf(&s, "  dlq:     kcat -b %s -C -t %s -o beginning -f '%%h %%s\\n'\n", b.brokerAddr, b.dlqTopic)
@@ -38,8 +48,15 @@ func (b devBanner) write(w io.Writer) {
 // to keep stdout pure NDJSON).
 func (a *App) printDevBanner() {
 	b := devBanner{
-		httpAddr: a.HTTPAddr(), adminAddr: a.AdminAddr(), adminToken: a.cfg.AdminToken,
-		topic: a.cfg.Topic, dlqTopic: a.cfg.DLQTopic,
+		httpAddr: a.HTTPAddr(), adminAddr: a.AdminAddr(), topic: a.cfg.Topic, dlqTopic: a.cfg.DLQTopic,
+	}
+	if a.tokenGenerated {
+		b.adminToken = a.cfg.AdminToken
+	} else {
+		b.tokenFrom = a.cfg.adminTokenFrom
+		if b.tokenFrom == "" {
+			b.tokenFrom = "the configuration"
+		}
 	}
 	if a.broker != nil {
 		b.brokerAddr = a.broker.Addr()

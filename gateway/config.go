@@ -158,6 +158,9 @@ type Config struct {
 	ReadyFile string `name:"ready-file" yaml:"ready_file" placeholder:"FILE" help:"Written once both listeners are bound, one line \"http=ADDR admin=ADDR\"."`
 
 	memoryLimitSet bool
+	// adminTokenFrom says where a supplied admin token came from (the dev
+	// banner names it instead of printing the token); set by LoadConfig.
+	adminTokenFrom string
 }
 
 // KafkaOptions are the Kafka connection and producer options of Config

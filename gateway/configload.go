@@ -95,6 +95,15 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		}
 	}
 	cfg.memoryLimitSet = given["memory-limit"]
+	switch {
+	case cfg.AdminToken == "":
+	case cmdline["admin-token"]:
+		cfg.adminTokenFrom = "--admin-token"
+	case st.file != nil && st.file.has("admin-token"):
+		cfg.adminTokenFrom = "admin_token in " + string(cfg.ConfigFile)
+	default:
+		cfg.adminTokenFrom = "SLUICE_ADMIN_TOKEN"
+	}
 	if !given["max-event"] && cfg.MaxEvent > cfg.MaxBody {
 		cfg.MaxEvent = cfg.MaxBody // the default per-event cap follows a smaller body cap
 	}

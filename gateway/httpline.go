@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,10 @@ type httpLine struct {
 	server          *Server
 	shutdownTimeout time.Duration
 	serveDone       chan struct{}
+	// died is told when Serve returns while the line is not draining (the
+	// socket failed): the App then ends the process.
+	died     func(error)
+	draining atomic.Bool
 }
 
 // newHTTPLine returns the HTTP ingest line over recv and server.
@@ -45,8 +50,9 @@ func (l *httpLine) listen() error {
 	l.serveDone = make(chan struct{})
 	go func() {
 		defer close(l.serveDone)
-		if err := l.server.srv.Serve(l.server.ln); err != nil {
-			l.log.Error("ingest listener", "err", err)
+		err := l.server.srv.Serve(l.server.ln)
+		if !l.draining.Load() && l.died != nil {
+			l.died(listenerDied("ingest", l.server.ln.Addr(), err))
 		}
 	}()
 	return nil
@@ -58,6 +64,7 @@ func (l *httpLine) listen() error {
 // is down and the driver waits to restart); past shutdownTimeout or ctx,
 // the requests still waiting get 503.
 func (l *httpLine) drain(ctx context.Context) error {
+	l.draining.Store(true)
 	l.recv.Close()
 	shut := make(chan error, 1)
 	go func() { shut <- l.server.srv.ShutdownWithContext(ctx) }()

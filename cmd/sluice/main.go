@@ -5,8 +5,10 @@
 //	sluice load [flags]     the load generator
 //	sluice version          print the version
 //
-// main reads: start in order → serve → wait for SIGTERM/SIGINT → stop in
-// reverse, each step logged with its duration (see gateway.App).
+// main reads: start in order → serve → wait for SIGTERM/SIGINT (or a part
+// that died: exit 1) → stop in reverse, each step logged with its duration
+// (see gateway.App). A second SIGTERM/SIGINT during the stop exits at once
+// with 128 + the signal's number.
 package main
 
 import (
@@ -54,9 +56,9 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		ctx, again, stop := shutdownSignals()
 		defer stop()
-		return run(ctx, args[1:], stdout, stderr)
+		return run(ctx, again, args[1:], stdout, stderr)
 	case "transform":
 		return transformCmd(args[1:], stdout, stderr)
 	case "load":
@@ -85,9 +87,45 @@ func versionString() string {
 	return "devel"
 }
 
+// shutdownSignals returns a context cancelled by the first SIGTERM or
+// SIGINT and a channel that receives the signals after it (one is kept
+// until read); stop releases the signals.
+func shutdownSignals() (ctx context.Context, again <-chan os.Signal, stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	ctx, cancel := context.WithCancel(context.Background())
+	next := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-done:
+			return
+		}
+		for {
+			select {
+			case s := <-ch:
+				select {
+				case next <- s:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, next, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+}
+
 // run is `sluice run`: start in order, serve until ctx is done (SIGTERM,
-// SIGINT), stop in reverse.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// SIGINT) or a part of the App dies (exit 1), stop in reverse. A signal on
+// again during the stop exits at once, the drain unfinished.
+func run(ctx context.Context, again <-chan os.Signal, args []string, stdout, stderr io.Writer) int {
 	cfg, err := gateway.LoadConfig(args, nil, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -108,17 +146,35 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("sluice started", "version", versionString(), "duration", time.Since(t))
-	<-ctx.Done()
-	logger.Info("signal received; shutting down", "deadline", cfg.ShutdownTimeout)
+	code := 0
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received; shutting down (a second signal exits at once)", "deadline", cfg.ShutdownTimeout)
+	case err := <-app.Failed():
+		logger.Error("shutting down after a failure", "err", err, "deadline", cfg.ShutdownTimeout)
+		code = 1
+	}
 	t = time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
 	defer cancel()
-	if err := app.Stop(sctx); err != nil {
-		logger.Error("sluice stopped with errors", "err", err, "duration", time.Since(t))
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(sctx) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			logger.Error("sluice stopped with errors", "err", err, "duration", time.Since(t))
+			return 1
+		}
+	case s := <-again:
+		logger.Error("second signal: exiting at once; the drain is cut short, requests still waiting get no answer and may have to be retried",
+			"signal", s.String(), "after", time.Since(t))
+		if sig, ok := s.(syscall.Signal); ok {
+			return 128 + int(sig)
+		}
 		return 1
 	}
-	logger.Info("sluice stopped", "duration", time.Since(t))
-	return 0
+	logger.Info("sluice stopped", "duration", time.Since(t), "exit_code", code)
+	return code
 }
 
 func newLogger(cfg gateway.Config, w io.Writer) *slog.Logger {
