@@ -59,7 +59,7 @@ type App struct {
 
 	admin *adminListener
 	http  *httpLine
-	died  chan error // a part that failed while running (Failed)
+	died  chan error   // a part that failed while running (Failed)
 	kafka []*kafkaLine // the Kafka source lines
 	ksec  kafka.Security
 
