@@ -24,8 +24,10 @@ import (
 // skips it. Each run joins the group afresh: after a terminal error the new
 // member reads from the last commit. Records that are not JSON objects are
 // dead-lettered with their position and the partition moves on. While the
-// governor's pressure is latched the source pauses fetching (a pull source
-// has no 503) and resumes once it releases.
+// governor's pressure is latched, or while the line's pipeline is
+// unavailable (a transform of it is not loaded: nothing may pass
+// untransformed), the source pauses fetching (a pull source has no 503) and
+// resumes once that ends.
 type kafkaLine struct {
 	line
 	src     kafka.SourceConfig
@@ -76,7 +78,8 @@ func newKafkaLine(o SourceOptions, srcCfg kafka.SourceConfig, topic string, d ka
 				l.setSource(nil)
 				s.Close()
 			}()
-			r := &kafkaReceiver{Source: s, topic: topic, latched: d.latched, closing: &l.closing, log: log}
+			r := &kafkaReceiver{Source: s, topic: topic, latched: d.latched, closing: &l.closing, log: log,
+				pipelineErr: func() error { return d.host.Pipeline(sourcePipeline(o)).Err() }}
 			return runGovernedFunc(ctx, drive, engine.Receiver[kafka.Offset](r), engine.Process[kafka.Offset](proc))
 		},
 		sinkFault: func(err error) bool {
@@ -159,6 +162,9 @@ type kafkaReceiver struct {
 	latched func() bool
 	closing *atomic.Bool // set: the source is closed (engine.ErrSourceClosed)
 	log     *slog.Logger
+	// pipelineErr returns why the line's pipeline cannot run (nil: it can).
+	pipelineErr func() error
+	pausedBy    string // why fetching is paused ("" = it is not)
 }
 
 var _ engine.Receiver[kafka.Offset] = (*kafkaReceiver)(nil)
@@ -173,14 +179,7 @@ func (r *kafkaReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) 
 	if r.closing != nil && r.closing.Load() {
 		return engine.Batch[kafka.Offset]{}, engine.ErrSourceClosed
 	}
-	if latched := r.latched(); latched != r.Paused() {
-		r.SetPaused(latched)
-		if latched {
-			r.log.Warn("pressure latched: pausing the Kafka source")
-		} else {
-			r.log.Info("pressure released: resuming the Kafka source")
-		}
-	}
+	r.pause()
 	b, err := r.Source.RecvLimited(ctx, lim)
 	if err != nil || len(b.Records) == 0 {
 		return b, err
@@ -213,6 +212,35 @@ func (r *kafkaReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) 
 	clear(b.Records[len(kept):])
 	b.Records = kept
 	return b, nil
+}
+
+// pause pauses fetching while pressure latches or the pipeline is
+// unavailable, and resumes it once neither holds; each change is logged.
+func (r *kafkaReceiver) pause() {
+	why := ""
+	var perr error
+	if r.pipelineErr != nil {
+		perr = r.pipelineErr()
+	}
+	switch {
+	case perr != nil:
+		why = "pipeline unavailable"
+	case r.latched():
+		why = "pressure latched"
+	}
+	if why == r.pausedBy && (why != "") == r.Paused() {
+		return
+	}
+	switch {
+	case why == "":
+		r.log.Info("resuming the Kafka source", "paused_by", r.pausedBy)
+	case why == "pipeline unavailable":
+		r.log.Error("pipeline unavailable: pausing the Kafka source until the transform is uploaded again or the pipeline changed", "err", perr)
+	default:
+		r.log.Warn("pressure latched: pausing the Kafka source")
+	}
+	r.pausedBy = why
+	r.SetPaused(why != "")
 }
 
 // checkRecord's errors.

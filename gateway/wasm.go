@@ -181,7 +181,7 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 	}
 	for _, s := range cfg.sources() {
 		if len(s.Pipeline) > 0 {
-			if err := h.SetPipeline(sourcePipeline(s), s.Pipeline); err != nil {
+			if err := h.SetPipelineAllowUnavailable(sourcePipeline(s), s.Pipeline); err != nil {
 				return err
 			}
 		}
@@ -189,9 +189,9 @@ func setPipelines(h *wasmhost.Host, cfg *Config) error {
 	return nil
 }
 
-// unavailablePipelines returns why each pipeline a tenant uses cannot run
-// (the default pipeline counts when the default tenant can send: open
-// ingest or api_keys), sorted by pipeline.
+// unavailablePipelines returns why each pipeline in use cannot run (a
+// tenant's or a Kafka source's; the default pipeline counts when the
+// default tenant can send: open ingest or api_keys), sorted by pipeline.
 func (a *App) unavailablePipelines() []*wasmhost.UnavailableError {
 	var out []*wasmhost.UnavailableError
 	for _, u := range a.host.Unavailable() {
@@ -202,10 +202,16 @@ func (a *App) unavailablePipelines() []*wasmhost.UnavailableError {
 	return out
 }
 
-// pipelineInUse reports whether a tenant's requests run through pipeline.
+// pipelineInUse reports whether a tenant's requests or a Kafka source's
+// records run through pipeline.
 func (a *App) pipelineInUse(pipeline string) bool {
 	if pipeline == wasmhost.DefaultPipeline && (len(a.cfg.Tenants) == 0 || len(a.cfg.APIKeys) > 0) {
 		return true
+	}
+	for _, s := range a.cfg.sources() {
+		if sourcePipeline(s) == pipeline {
+			return true
+		}
 	}
 	for _, t := range a.cfg.Tenants {
 		if pipelineName(t.Name) == pipeline {

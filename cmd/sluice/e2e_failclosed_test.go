@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,8 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/internal/e2e"
 )
 
 // failClosedConfig is a config of two tenants: acme redacts (its events
@@ -271,5 +276,66 @@ func mustWrite(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailClosedKafkaSource: a Kafka source line whose pipeline's transform
+// failed to restore pauses fetching (a pull source has no 503) and delivers
+// nothing, not even untransformed; once the transform is uploaded again
+// the records flow, each one redacted.
+func TestFailClosedKafkaSource(t *testing.T) {
+	wasmDir := t.TempDir()
+	buildExamples(t, wasmDir, "redact")
+	redact := mustRead(t, filepath.Join(wasmDir, "redact.wasm"))
+	c := e2e.Kafka(t, e2e.KafkaConfig{Topics: []string{"events", "sluice.dlq"}, Opts: []kfake.Opt{kfake.SeedTopics(1, "in")}})
+	broker := c.ListenAddrs()[0]
+	cfg := filepath.Join(t.TempDir(), "sluice.yaml")
+	mustWrite(t, cfg, []byte("admin_token: tok\nsources:\n  - name: pii\n    topics: [in]\n    group: g\n    session_timeout: 6s\n    pipeline: [redact]\n"))
+	data := t.TempDir()
+	p := startSluice(t, "--config", cfg, "--brokers", broker, "--data-dir", data, "--transforms", wasmDir)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	blob := filepath.Join(data, "wasm", "transforms", "redact", hexSHA256(redact)+".wasm")
+	b := mustRead(t, blob)
+	mustWrite(t, blob, b[:len(b)-100])
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const n = 20
+	for i := range n {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: []byte(acmeEvent(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p = startSluice(t, "--config", cfg, "--brokers", broker, "--data-dir", data)
+	wait(t, 30*time.Second, "the source to pause", func() bool {
+		return strings.Contains(p.Log.String(), "pipeline unavailable: pausing the Kafka source")
+	})
+	if r := do(t, "GET", p.URL("/readyz"), nil); r.code != 200 || !strings.Contains(r.body, `pipeline \"source.pii\" is unavailable`) {
+		t.Fatalf("/readyz: %d %s", r.code, r.body)
+	}
+	time.Sleep(2 * time.Second)
+	if got := e2e.EndOffsets(t, []string{broker}, "events", "sluice.dlq"); got["events"] != 0 || got["sluice.dlq"] != 0 {
+		t.Fatalf("records delivered while the pipeline is unavailable: %v", got)
+	}
+	upload(t, p, "redact", redact)
+	wait(t, 30*time.Second, "the records after the upload", func() bool {
+		return e2e.EndOffsets(t, []string{broker}, "events")["events"] >= n
+	})
+	recs := consume(t, []string{broker}, "events")
+	if len(recs) != n {
+		t.Fatalf("%d records in events, want %d", len(recs), n)
+	}
+	for _, r := range recs {
+		if strings.Contains(string(r.Value), "@example.com") || strings.Contains(string(r.Value), `"ip"`) {
+			t.Fatalf("untransformed record: %s", r.Value)
+		}
+	}
+	if !strings.Contains(p.Log.String(), "resuming the Kafka source") {
+		t.Fatalf("no log line says the source resumed:\n%s", e2e.TailLines(p.Log.String(), 20))
 	}
 }
