@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/gateway/kafka"
+	"github.com/sluicehq/sluice/wasmhost"
 )
 
 // Defaults of Config. They are the `default` tags of Config's fields
@@ -108,6 +109,11 @@ type Config struct {
 	// Pipeline is the default tenant's chain of transform names. Empty:
 	// records pass through unchanged.
 	Pipeline []string `name:"pipeline" yaml:"pipeline" placeholder:"NAME" example:"filter,redact,route,enrich" help:"Transform chain of the default tenant, in order, comma separated. Empty: records pass through unchanged."`
+	// HashKey keys the host-side hashing of transforms (hash_field):
+	// environment only, never logged or served.
+	HashKey kafka.Secret `kong:"-" yaml:"-" env:"SLUICE_HASH_KEY" help:"Secret key of the transforms' host-side hashing (hash_field; the redact example's email): a hashed value becomes HMAC-SHA-256(key, value), which nobody without the key can recompute from a guessed value. Without a key it is a plain SHA-256 that anyone can recompute (pseudonymisation, not anonymisation). At least 16 bytes, from the environment only (or hash_key_file); never logged or served. Changing it changes every hash."`
+	// HashKeyFile holds the hash key instead of the environment.
+	HashKeyFile string `name:"hash-key-file" yaml:"hash_key_file" placeholder:"FILE" help:"File holding the hash key (a trailing newline is ignored), instead of SLUICE_HASH_KEY."`
 	// MemoryLimit is the process memory budget in bytes. When given it sets
 	// GOMEMLIMIT (less the memory outside the Go runtime: compiled WASM code,
 	// the binary's pages); it sizes the governor: a quarter of it may be in
@@ -476,6 +482,12 @@ func (c *Config) Validate() error {
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	c.Kafka.validate(c, bad)
+	switch {
+	case c.HashKey != "" && c.HashKeyFile != "":
+		bad("the hash key is given twice: env SLUICE_HASH_KEY and --hash-key-file")
+	case c.HashKey != "" && len(c.HashKey) < wasmhost.MinHashKey:
+		bad("SLUICE_HASH_KEY has %d bytes: want at least %d (e.g. openssl rand -hex 32)", len(c.HashKey), wasmhost.MinHashKey)
+	}
 	c.validateSources(bad)
 	keys := map[string]string{}
 	for _, k := range c.APIKeys {

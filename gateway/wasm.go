@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,11 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 	if a.cfg.DataDir != "" {
 		hc.DataDir = filepath.Join(a.cfg.DataDir, "wasm")
 	}
+	key, err := a.cfg.hashKey()
+	if err != nil {
+		return nil, err
+	}
+	hc.HashKey = key
 	h, err := wasmhost.New(ctx, hc)
 	if err != nil {
 		return nil, err
@@ -83,6 +89,26 @@ func (a *App) startHost(ctx context.Context) (func(context.Context) error, error
 		hs.Refresh() // count the loaded transforms' code and pools from the start
 	}
 	return stop, nil
+}
+
+// hashKey returns the key of hash_field: SLUICE_HASH_KEY or the contents
+// of HashKeyFile (nil: none, plain SHA-256).
+func (c *Config) hashKey() ([]byte, error) {
+	if c.HashKeyFile == "" {
+		if c.HashKey == "" {
+			return nil, nil
+		}
+		return []byte(c.HashKey), nil
+	}
+	b, err := os.ReadFile(c.HashKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("hash key file: %w", err)
+	}
+	b = bytes.TrimRight(b, "\r\n")
+	if len(b) < wasmhost.MinHashKey {
+		return nil, fmt.Errorf("hash key file %s holds %d bytes: want at least %d (e.g. openssl rand -hex 32 > %s)", c.HashKeyFile, len(b), wasmhost.MinHashKey, c.HashKeyFile)
+	}
+	return b, nil
 }
 
 // loadTransforms adds every .wasm of dir ("": none) to h, named by its

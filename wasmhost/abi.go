@@ -101,7 +101,8 @@ const OpHeaderSize = 16
 // Hash algorithms of hash_field (its algo parameter).
 const (
 	// HashSHA256 replaces a string with the lowercase hex SHA-256 of its
-	// decoded bytes (64 characters).
+	// decoded bytes (64 characters); HMAC-SHA-256 with the host's key when
+	// it has one (Config.HashKey).
 	HashSHA256 int32 = 1
 )
 

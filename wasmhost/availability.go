@@ -160,6 +160,9 @@ func (h *Host) restoreTransform(ctx context.Context, m manifest) (*transform, er
 	if err == nil {
 		_, err = v.abiVersion(ctx)
 	}
+	if err == nil {
+		h.warnUnkeyed(m.Name, v)
+	}
 	if err != nil {
 		return t, fmt.Errorf("stored version %d: %w", m.Current, err)
 	}

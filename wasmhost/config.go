@@ -79,6 +79,12 @@ type Config struct {
 	GuestLogRate int
 	// Hooks receives metrics events. Default: none.
 	Hooks Hooks
+	// HashKey, when set, keys hash_field: the digest of a value is then
+	// HMAC-SHA-256(HashKey, value) instead of SHA-256(value), so nobody
+	// without the key can recompute it from a guessed value. Guests never
+	// see the key; the host keeps it for its lifetime and logs it nowhere.
+	// At least 16 bytes.
+	HashKey []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -140,6 +146,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("wasmhost: KeepVersions %d < 0", c.KeepVersions)
 	case c.GuestLogRate < 0:
 		return fmt.Errorf("wasmhost: GuestLogRate %d < 0", c.GuestLogRate)
+	case len(c.HashKey) > 0 && len(c.HashKey) < MinHashKey:
+		return fmt.Errorf("wasmhost: HashKey of %d bytes: want at least %d", len(c.HashKey), MinHashKey)
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package wasmhost
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -12,9 +14,52 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
+// MinHashKey is the shortest Config.HashKey, in bytes.
+const MinHashKey = 16
+
+// fieldHasher is hash_field's keyed hash of one instance: HMAC-SHA-256 with
+// the host's key, reset for each value (no allocation after the first).
+type fieldHasher struct {
+	mac hash.Hash
+	sum []byte
+}
+
+// newFieldHasher returns the keyed hash of key (nil without a key: plain
+// SHA-256).
+func newFieldHasher(key []byte) *fieldHasher {
+	if len(key) == 0 {
+		return nil
+	}
+	return &fieldHasher{mac: hmac.New(sha256.New, key), sum: make([]byte, 0, sha256.Size)}
+}
+
+// warnUnkeyed logs that a module importing hash_field gets unkeyed digests
+// when the host has no hash key.
+func (h *Host) warnUnkeyed(name string, v *version) {
+	if len(h.cfg.HashKey) > 0 {
+		return
+	}
+	for _, f := range v.compiled.ImportedFunctions() {
+		if mod, fn, _ := f.Import(); mod == ImportModule && fn == FuncHashField {
+			h.cfg.Logger.Warn("transform hashes fields with an unkeyed SHA-256: anyone can hash a guessed value (an e-mail address) and compare, so this pseudonymises, it does not anonymise; set a hash key to make it an HMAC",
+				"transform", name)
+			return
+		}
+	}
+}
+
+// keyed returns HMAC-SHA-256(key, str), valid until the next call.
+func (h *fieldHasher) keyed(str []byte) []byte {
+	h.mac.Reset()
+	h.mac.Write(str)
+	h.sum = h.mac.Sum(h.sum[:0])
+	return h.sum
+}
+
 // hashField is hash_field(rec, path_ptr, path_len, algo): the string at the
 // path is replaced by the lowercase hex digest of its decoded bytes, as a
-// JSON string. The lookup goes through the per-record cache and the edit is
+// JSON string: SHA-256, or HMAC-SHA-256 keyed with the host's hash key when
+// it has one (Config.HashKey). The lookup goes through the per-record cache and the edit is
 // spliced like set_string's; the only allocation is the edited record's
 // new bytes (none when the host already owns them and they have room).
 func hashField(ctx context.Context, mod api.Module, stack []uint64) {
@@ -53,10 +98,14 @@ func (s *callState) hashField(idx int32, rawPath []byte, algo int32) int32 {
 	if st != StatusOK {
 		return st
 	}
-	sum := sha256.Sum256(str)
 	at := len(scratch)
 	scratch = append(scratch, '"')
-	scratch = hex.AppendEncode(scratch, sum[:])
+	if s.hasher == nil {
+		sum := sha256.Sum256(str)
+		scratch = hex.AppendEncode(scratch, sum[:])
+	} else {
+		scratch = hex.AppendEncode(scratch, s.hasher.keyed(str))
+	}
 	scratch = append(scratch, '"')
 	s.quoted = scratch
 	return s.setPath(idx, r, hp, scratch[at:])

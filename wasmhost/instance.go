@@ -124,6 +124,7 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		stdout: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stdout"},
 		stderr: &guestLog{log: v.host.cfg.Logger, lim: v.lim, transform: v.name, stream: "stderr"},
 	}
+	in.state.hasher = newFieldHasher(v.host.cfg.HashKey)
 	mc := wazero.NewModuleConfig().
 		WithName("").
 		WithStdout(in.stdout).

@@ -108,6 +108,7 @@ func (h *Host) Add(ctx context.Context, name string, wasm []byte) (Info, error) 
 		v.close()
 		return Info{}, err
 	}
+	h.warnUnkeyed(name, v)
 	v.meta.Exports = exports
 	// Start one instance: it runs the initialiser and answers the ABI
 	// version; it then serves as the pool's first instance.

@@ -45,6 +45,7 @@ type callState struct {
 	arena  []byte               // small copies (keys, header values) are carved from it
 	fetch  []byte               // fetch_field's scratch for decoded strings (grow-only)
 	order  []int32              // collect's scratch
+	hasher *fieldHasher         // hash_field's keyed hash (nil: SHA-256), hash.go
 }
 
 // useIndex selects the structural index (jsonindex.go) for field lookups

@@ -2,7 +2,8 @@
 // deletes "ua" and "ip", and replaces "email", when it is a string, with the
 // hex SHA-256 of its value (so events stay joinable per user without the
 // address). The hash is computed on the host (hash_field), which is several
-// times cheaper than hashing in the guest.
+// times cheaper than hashing in the guest; with a hash key on the host
+// (SLUICE_HASH_KEY) it is an HMAC-SHA-256, see README.md.
 //
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o redact.wasm ./redact
 package main

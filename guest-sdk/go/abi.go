@@ -86,6 +86,7 @@ const OpHeaderSize = 16
 
 // Hash algorithms of the hash_field host function.
 const (
-	// HashSHA256: the lowercase hex SHA-256 of the string's decoded bytes.
+	// HashSHA256: the lowercase hex SHA-256 of the string's decoded bytes
+	// (HMAC-SHA-256 when the host has a hash key; see ABI.md).
 	HashSHA256 int32 = 1
 )

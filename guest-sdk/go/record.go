@@ -134,7 +134,10 @@ func (r *Record) Delete(path string) error {
 // microseconds per record under the runtime's interruption checks). It
 // reports whether the field was replaced: a missing field is false with no
 // error (the record is unchanged), a value that is not a string is false
-// with ErrWrongType.
+// with ErrWrongType. When the operator set a hash key on the host, the
+// digest is HMAC-SHA-256 with that key (the guest never sees it); without
+// one it is a plain SHA-256 that anyone can recompute from a guessed value:
+// pseudonymisation, not anonymisation (ABI.md, hash_field).
 func (r *Record) HashSHA256(path string) (bool, error) {
 	st := hostHashField(r.idx, path, HashSHA256)
 	if st == StatusNotFound {

@@ -288,7 +288,9 @@ impl<'b> Record<'b> {
     /// pseudonymised without leaving the host, and records stay joinable on
     /// it. `Ok(true)` when replaced, `Ok(false)` when the field is missing
     /// (the record is unchanged), `Err(Error::WrongType)` when it is not a
-    /// string.
+    /// string. With a hash key set on the host the digest is HMAC-SHA-256
+    /// with that key (the guest never sees it); without, a plain SHA-256
+    /// anyone can recompute from a guessed value (see ABI.md, `hash_field`).
     #[inline]
     pub fn hash_sha256(&self, path: &str) -> Result<bool, Error> {
         match self.calls().hash_field(self.idx, path.as_bytes()) {
