@@ -115,6 +115,12 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 		sinkHealthy: func() float64 { return b2f(a.health.Healthy()) },
 		queueBytes:  func() float64 { return float64(a.recv.QueuedBytes()) },
 		baseline:    gov.Baseline,
+		pipelinesUnavailable: func() float64 {
+			if a.host == nil {
+				return 0
+			}
+			return float64(len(a.unavailablePipelines()))
+		},
 		memoryUsed: func() float64 {
 			if hs := gov.Heap(); hs != nil {
 				return float64(hs.UsedBytes())

@@ -42,6 +42,9 @@ const (
 	MetricIngestAckLatency  = "sluice_ingest_ack_latency_seconds"
 	MetricMemoryBaseline    = "sluice_memory_baseline_bytes"
 	MetricMemoryUsed        = "sluice_memory_used_bytes"
+	// MetricPipelinesUnavailable counts the pipelines in use that fail
+	// closed (a transform of theirs is not loaded).
+	MetricPipelinesUnavailable = "sluice_pipelines_unavailable"
 )
 
 // MetricInfo describes one metric family sluice exports.
@@ -81,6 +84,7 @@ var Catalog = []MetricInfo{
 	{MetricSinkRecords, "counter", "", "Records written to their topics and acknowledged by the sink (Kafka acks=all); dead letters excluded."},
 	{MetricSinkErrors, "counter", "", "Failed sink writes (records and dead letters); the affected requests get 503."},
 	{MetricSinkLatency, "histogram", "", "Duration of one sink write in seconds (a batch produced and acknowledged)."},
+	{MetricPipelinesUnavailable, "gauge", "", "Pipelines in use (a tenant's, a Kafka source's) that cannot run because a transform of theirs is not loaded: their requests get 503 and their sources pause until it is uploaded again or the pipeline changed. 0 when every pipeline runs."},
 	{MetricSinkHealthy, "gauge", "", "1 while the sink is healthy, 0 after a terminal sink error until a probe succeeds (the gate holds meanwhile)."},
 	{MetricDriverRestarts, "counter", "", "Restarts of the driver after a terminal sink, commit or dead-letter error."},
 	{MetricQueueBytes, "gauge", "", "Bytes waiting in the receive queue for the driver."},
@@ -213,6 +217,7 @@ func newMetrics(g gaugeFuncs) *Metrics {
 	gauge(MetricSinkHealthy, g.sinkHealthy)
 	gauge(MetricQueueBytes, g.queueBytes)
 	gauge(MetricMemoryUsed, g.memoryUsed)
+	gauge(MetricPipelinesUnavailable, g.pipelinesUnavailable)
 	for _, part := range baselineParts {
 		gauge(fmt.Sprintf(`%s{part=%q}`, MetricMemoryBaseline, part.name), func() float64 {
 			if g.baseline == nil {
@@ -228,6 +233,8 @@ func newMetrics(g gaugeFuncs) *Metrics {
 type gaugeFuncs struct {
 	latched, budget, pressure, inflight, sinkHealthy, queueBytes, memoryUsed func() float64
 	baseline                                                                 func() governor.Baseline
+	// pipelinesUnavailable reads MetricPipelinesUnavailable.
+	pipelinesUnavailable func() float64
 }
 
 // baselineParts are the part labels of MetricMemoryBaseline.

@@ -74,6 +74,9 @@ func wantUnavailable(t *testing.T, p *proc, why string, i int) {
 			t.Fatalf("%s: %d %s", url, r.code, r.body)
 		}
 	}
+	if got := p.metric(t, "sluice_pipelines_unavailable"); got != 1 {
+		t.Fatalf("sluice_pipelines_unavailable = %v, want 1", got)
+	}
 	var pl struct {
 		Transforms []string `json:"transforms"`
 		Available  bool     `json:"available"`
@@ -113,6 +116,9 @@ func wantRedacting(t *testing.T, p *proc, i int) {
 	}
 	if r := do(t, "GET", p.URL("/readyz"), nil); r.code != 200 || !strings.Contains(r.body, `"status":"ready"`) {
 		t.Fatalf("/readyz after the repair: %d %s", r.code, r.body)
+	}
+	if got := p.metric(t, "sluice_pipelines_unavailable"); got != 0 {
+		t.Fatalf("sluice_pipelines_unavailable after the repair = %v", got)
 	}
 }
 

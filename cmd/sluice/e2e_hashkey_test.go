@@ -36,7 +36,7 @@ func TestHashKeyRedact(t *testing.T) {
 	const key = "k3y-of-the-test-0123456789abcdef"
 	goDir := t.TempDir()
 	buildExamples(t, goDir, "redact")
-	rustDir := chainDir(t, e2e.RustGuestFiles(t, e2e.RustExample("redact")))
+	rustDir := chainDir(t, e2e.RustGuestFiles(t, e2e.RustExample("redact")), nil)
 	keyFile := filepath.Join(t.TempDir(), "hash.key")
 	mustWrite(t, keyFile, []byte(key+"\n"))
 
