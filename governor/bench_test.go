@@ -104,3 +104,15 @@ func BenchmarkLeaseReleaseEscaping(b *testing.B) {
 		leaseSink.Release()
 	}
 }
+
+// BenchmarkHeapSourceRefreshHost is a refresh with a host reporting its
+// memory (the gateway's configuration; the host's own cost is apart).
+func BenchmarkHeapSourceRefreshHost(b *testing.B) {
+	h := newHeapSource(1<<30, 0.9, time.Hour, 0, nil)
+	h.SetHostMemory(func() HostMemory { return HostMemory{Code: 32 << 20, Pools: 12 << 20, Guests: 10 << 20} })
+	h.MeasureBaseline()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Refresh()
+	}
+}

@@ -124,3 +124,19 @@ func ExampleNew() {
 	// yes 1024 KiB
 	// hold 512 KiB latched by sink
 }
+
+// The baseline is the memory fixed once the process runs; start refuses a
+// limit it leaves less than a quarter of to traffic, naming the numbers.
+func ExampleBaseline_Check() {
+	b := governor.Baseline{Limit: 128 << 20, Runtime: 30 << 20, Other: 21 << 20, Code: 33 << 20, Pools: 23 << 20}
+	b.Total = b.Runtime + b.Other + b.Code + b.Pools
+	fmt.Printf("traffic gets %d MiB (%.0f%%)\n", b.Traffic()>>20, 100*b.TrafficShare())
+	fmt.Println(b.Check(governor.DefaultMinTrafficShare))
+	b.Pools = 11 << 20 // one instance per transform instead of two
+	b.Total = b.Runtime + b.Other + b.Code + b.Pools
+	fmt.Println(b.Check(governor.DefaultMinTrafficShare))
+	// Output:
+	// traffic gets 21 MiB (16%)
+	// governor: memory baseline 107.0 MiB (runtime 30.0 MiB, binary and libraries 21.0 MiB, compiled code 33.0 MiB, instance pools 23.0 MiB) leaves 21.0 MiB (16%) of the 128.0 MiB memory limit to traffic; at least 25% is needed: a limit of at least 143.0 MiB, or a smaller baseline
+	// <nil>
+}

@@ -3,36 +3,27 @@ package wasmhost
 import (
 	"runtime"
 	"testing"
+	"time"
 )
 
-func TestAnonExecRSS(t *testing.T) {
-	smaps := `00400000-00d03000 r-xp 00000000 fe:00 9986247                            /usr/bin/sluice
-Size:               9228 kB
-Rss:                7600 kB
+func TestAnonExecBytes(t *testing.T) {
+	maps := `00400000-00d03000 r-xp 00000000 fe:00 9986247                            /usr/bin/sluice
 7f8ee0fb5000-7f8ee2ffe000 r-xp 00000000 00:00 0 
-Size:              32804 kB
-Rss:               32800 kB
-Pss:               32800 kB
 7f8ee3000000-7f8ee4000000 rw-p 00000000 00:00 0 
-Size:              16384 kB
-Rss:               12000 kB
-7f8ef050c000-7f8ef050d000 r-xp 00000000 00:00 0 
-Size:                  4 kB
-Rss:                   4 kB
+7f8ef050c000-7f8ef050d000 r-xp 00000000 00:00 0
 7ffd1000-7ffd3000 r-xp 00000000 00:00 0                                  [vdso]
-Size:                  8 kB
-Rss:                   8 kB
 7f8ef0600000-7f8ef0601000 rwxp 00000000 00:00 0 
-Rss:                   4 kB
-VmFlags: rd ex mr mw me ac
+7f8ef0700000-7f8ef0701000 r-xp 00000000 00:00 0 garbage-line
+zz-yy r-xp 00000000 00:00 0
 `
 	// The two anonymous r-x mappings and the anonymous rwx one; not the
-	// binary, not the data mapping, not the named [vdso].
-	want := int64(32800+4+4) << 10
-	if got := anonExecRSS([]byte(smaps)); got != want {
-		t.Fatalf("anonExecRSS = %d, want %d", got, want)
+	// binary, not the data mapping, not the named [vdso], not malformed
+	// lines.
+	want := int64(0x7f8ee2ffe000-0x7f8ee0fb5000) + 0x1000 + 0x1000
+	if got := anonExecBytes([]byte(maps)); got != want {
+		t.Fatalf("anonExecBytes = %d, want %d", got, want)
 	}
-	if got := anonExecRSS(nil); got != 0 {
+	if got := anonExecBytes(nil); got != 0 {
 		t.Fatalf("empty: %d", got)
 	}
 }
@@ -88,5 +79,31 @@ func TestFixedMemory(t *testing.T) {
 	after := h.FixedMemory()
 	if after.Versions != 1 || after.Pools != two.Pools-one.Pools {
 		t.Fatalf("after Delete: %+v, want pools %d", after, two.Pools-one.Pools)
+	}
+}
+
+// BenchmarkFixedMemory is the governor's reading of the host once per heap
+// refresh (100 ms): the code figure cached (re-read from /proc/self/maps
+// at most once a second).
+func BenchmarkFixedMemory(b *testing.B) {
+	h := newHost(b, Config{})
+	addGuests(b, h, "noop", "kitchen")
+	h.FixedMemory()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = h.FixedMemory()
+	}
+}
+
+// BenchmarkFixedMemoryMeasure re-reads /proc/self/maps on every call.
+func BenchmarkFixedMemoryMeasure(b *testing.B) {
+	h := newHost(b, Config{})
+	addGuests(b, h, "noop", "kitchen")
+	b.ReportAllocs()
+	for b.Loop() {
+		codeCache.mu.Lock()
+		codeCache.at = time.Time{}
+		codeCache.mu.Unlock()
+		_ = h.FixedMemory()
 	}
 }

@@ -1,7 +1,6 @@
 package wasmhost
 
 import (
-	"bufio"
 	"bytes"
 	"os"
 	"runtime"
@@ -29,9 +28,10 @@ func (h *Host) GuestMemoryBytes() int64 { return h.guestMem.Load() }
 type FixedMemory struct {
 	// Code is the machine code of every compiled module (the transforms'
 	// and the host modules'), which wazero maps outside the Go heap. On
-	// Linux it is measured: the resident size of the process's anonymous
-	// executable mappings, which only the compiler creates. Elsewhere it is
-	// estimated as CodeEstimateFactor times the modules' size.
+	// Linux it is measured: the size of the process's anonymous executable
+	// mappings (/proc/self/maps), which only the compiler creates and
+	// which are resident in full. Elsewhere it is estimated as
+	// CodeEstimateFactor times the modules' size.
 	Code int64
 	// CodeMeasured reports whether Code was measured (Linux) rather than
 	// estimated.
@@ -65,9 +65,9 @@ type FixedMemory struct {
 // guest (a 1.87 MB module caches as 6.8 MB).
 const CodeEstimateFactor = 4
 
-// codeRefresh is how long a measured Code figure is reused: reading
-// /proc/self/smaps costs about a millisecond, and code changes only when a
-// module is compiled or closed.
+// codeRefresh is how long a measured Code figure is reused: code changes
+// only when a module is compiled (which changes the versions, and so
+// measures again at once) or closed.
 const codeRefresh = time.Second
 
 // codeReading caches the last measurement of the compiled code.
@@ -93,8 +93,9 @@ var codeCache codeReading
 
 // FixedMemory returns the host's fixed memory now. It takes the host's
 // lock briefly and, at most once a second, reads the process's memory
-// map (about a millisecond); it is meant for a governor's periodic
-// reading, not for a hot path. Safe for concurrent use.
+// map (/proc/self/maps, tens of microseconds); it is meant for a
+// governor's periodic reading, not for a hot path. Safe for concurrent
+// use.
 func (h *Host) FixedMemory() FixedMemory {
 	f := FixedMemory{PoolSize: h.cfg.PoolSize, Guests: h.guestMem.Load()}
 	var sig codeSig
@@ -121,9 +122,9 @@ func (h *Host) FixedMemory() FixedMemory {
 	return f
 }
 
-// measureCode returns the resident bytes of the process's anonymous
-// executable mappings, cached for codeRefresh unless h's versions changed
-// since; false where it cannot be read.
+// measureCode returns the bytes of the process's anonymous executable
+// mappings, cached for codeRefresh unless h's versions changed since; false
+// where they cannot be read.
 func measureCode(h *Host, sig codeSig) (int64, bool) {
 	if runtime.GOOS != "linux" {
 		return 0, false
@@ -134,60 +135,42 @@ func measureCode(h *Host, sig codeSig) (int64, bool) {
 	if !c.at.IsZero() && c.host == h && c.sig == sig && time.Since(c.at) < codeRefresh {
 		return c.bytes, c.measured
 	}
-	b, err := os.ReadFile("/proc/self/smaps")
+	b, err := os.ReadFile("/proc/self/maps")
 	c.at, c.host, c.sig = time.Now(), h, sig
 	if err != nil {
 		c.bytes, c.measured = 0, false
 		return 0, false
 	}
-	c.bytes, c.measured = anonExecRSS(b), true
+	c.bytes, c.measured = anonExecBytes(b), true
 	return c.bytes, true
 }
 
-// anonExecRSS sums the Rss of the anonymous executable mappings in the
-// contents of a /proc/PID/smaps file. A mapping header reads
-// "start-end perms offset dev inode [path]"; anonymous mappings have no
-// path and inode 0. wazero maps compiled code read-write, writes it and
-// makes it read-execute; the Go runtime never maps executable memory, and
-// shared libraries and the binary are file-backed.
-func anonExecRSS(smaps []byte) int64 {
+// anonExecBytes sums the sizes of the anonymous executable mappings in the
+// contents of a /proc/PID/maps file, whose lines read
+// "start-end perms offset dev inode [path]"; anonymous mappings have inode
+// 0 and no path. wazero maps compiled code read-write, writes all of it and
+// makes it read-execute, so a mapping's size is its resident size; the Go
+// runtime never maps executable memory, and shared libraries and the binary
+// are file-backed.
+func anonExecBytes(maps []byte) int64 {
 	var total int64
-	counting := false
-	sc := bufio.NewScanner(bytes.NewReader(smaps))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if isMappingHeader(line) {
-			f := bytes.Fields(line)
-			counting = len(f) == 5 && len(f[1]) >= 3 && f[1][2] == 'x' && string(f[4]) == "0"
+	for line := range bytes.Lines(maps) {
+		f := bytes.Fields(line)
+		if len(f) != 5 || len(f[1]) < 3 || f[1][2] != 'x' || string(f[4]) != "0" {
 			continue
 		}
-		if counting && bytes.HasPrefix(line, []byte("Rss:")) {
-			f := bytes.Fields(line[len("Rss:"):])
-			if len(f) >= 1 {
-				if kb, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil {
-					total += kb << 10
-				}
-			}
-			counting = false
+		start, end, ok := bytes.Cut(f[0], []byte("-"))
+		if !ok {
+			continue
 		}
+		lo, err1 := strconv.ParseUint(string(start), 16, 64)
+		hi, err2 := strconv.ParseUint(string(end), 16, 64)
+		if err1 != nil || err2 != nil || hi < lo {
+			continue
+		}
+		total += int64(hi - lo)
 	}
 	return total
-}
-
-// isMappingHeader reports whether an smaps line starts a mapping
-// ("7f00-7f10 r-xp ..."), as opposed to a "Key: value" line.
-func isMappingHeader(line []byte) bool {
-	i := bytes.IndexByte(line, '-')
-	if i <= 0 {
-		return false
-	}
-	for _, c := range line[:i] {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // noteInitMem records the memory of v's first instance once its
