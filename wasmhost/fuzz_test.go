@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -100,4 +101,87 @@ func FuzzHostFuncs(f *testing.F) {
 			t.Fatalf("%d out + %d dlq from %d records and %d emits", len(out), len(dlq), len(recs), st.emitted)
 		}
 	})
+}
+
+// TestHostFuncsIgnoreHighBits: a parameter's stack slot may carry garbage
+// in its high 32 bits (a Go guest leaves some there); every host function
+// must answer exactly as with clean slots.
+func TestHostFuncsIgnoreHighBits(t *testing.T) {
+	in := fuzzInstance(t)
+	const base = 1 << 20
+	in.mem.Write(base, []byte("geo.country"))
+	in.mem.Write(base+64, []byte(`"v"`))
+	opsBuf := encodeOps(op{code: OpSetString, rec: 0, a: "x", b: "y"}, op{code: OpDrop, rec: 1})
+	in.mem.Write(base+128, opsBuf)
+	recs := func() []engine.Record {
+		return []engine.Record{
+			{Value: []byte(`{"geo":{"country":"DE"},"x":1}`), Key: []byte("k"), Topic: "t", Headers: []engine.Header{{Key: "geo.country", Value: []byte("h")}}},
+			{Value: []byte(`{"geo":{"country":"JP"}}`)},
+		}
+	}
+	args := map[string][]uint64{
+		FuncRecordCount:  nil,
+		FuncRecordValue:  {0, base + 4096, 4096},
+		FuncGetField:     {0, base, 11, base + 4096, 4096},
+		FuncGetString:    {0, base, 11, base + 4096, 4096},
+		FuncRecordTopic:  {0, base + 4096, 4096},
+		FuncRecordKey:    {0, base + 4096, 4096},
+		FuncRecordHeader: {0, base, 11, base + 4096, 4096},
+		FuncDrop:         {1},
+		FuncSetField:     {0, base, 3, base + 64, 3},
+		FuncSetString:    {0, base, 3, base + 64, 3},
+		FuncDeleteField:  {0, base, 3},
+		FuncSetValue:     {0, base + 64, 3},
+		FuncSetTopic:     {0, base, 3},
+		FuncSetKey:       {0, base, 3},
+		FuncSetHeader:    {0, base, 3, base + 64, 3},
+		FuncDeadLetter:   {0, base, 3},
+		FuncEmit:         {0, base + 64, 3},
+		FuncHashField:    {0, base, 11, 1},
+		FuncFetchField:   {base, 11, 0, base + 8192, base + 9000, 4096},
+		FuncRecordKinds:  {base + 8192, 4096},
+		FuncApply:        {base + 128, uint64(len(opsBuf)), base + 8192, 64},
+	}
+	for name := range hostFuncParams {
+		if _, ok := args[name]; !ok {
+			t.Fatalf("%s not covered", name)
+		}
+	}
+	// The getters again with a buffer too small for the value: nothing may
+	// be written.
+	for _, name := range []string{FuncRecordValue, FuncRecordTopic, FuncRecordKey} {
+		args[name+"/small"] = []uint64{0, base + 4096, 1}
+	}
+	for _, name := range []string{FuncGetField, FuncGetString, FuncRecordHeader} {
+		a := append([]uint64(nil), args[name]...)
+		a[4] = 1
+		args[name+"/small"] = a
+	}
+	args[FuncFetchField+"/small"] = []uint64{base, 11, 0, base + 8192, base + 9000, 1}
+	args[FuncRecordKinds+"/small"] = []uint64{base + 4096, 1}
+	fns := hostFuncs()
+	for key, a := range args {
+		name, _, _ := strings.Cut(key, "/")
+		run := func(high uint64) (int32, string, []byte) {
+			var st callState
+			st.reset(recs(), 4)
+			ctx := context.WithValue(context.Background(), stateKey{}, &st)
+			stack := make([]uint64, max(len(a), 1))
+			for i, v := range a {
+				stack[i] = v | high<<32
+			}
+			in.mem.Write(base+4096, make([]byte, 8192))
+			fns[name](ctx, in.mod, stack)
+			out, _ := in.mem.Read(base+4096, 8192)
+			return api.DecodeI32(stack[0]), decisionsOf(&st, recs()), append([]byte(nil), out...)
+		}
+		r0, d0, m0 := run(0)
+		r1, d1, m1 := run(0xdeadbeef)
+		if r0 != r1 || d0 != d1 || string(m0) != string(m1) {
+			t.Errorf("%s: clean slots %d, dirty high bits %d (decisions equal %v, memory equal %v)", key, r0, r1, d0 == d1, string(m0) == string(m1))
+		}
+		if r0 < 0 && name != FuncDeleteField {
+			t.Errorf("%s: %d with valid arguments", key, r0)
+		}
+	}
 }

@@ -37,6 +37,14 @@ func recordArg(ctx context.Context, stack []uint64) (*callState, int32, bool) {
 	return s, idx, true
 }
 
+// Every parameter is an i32: only the low 32 bits of its stack slot count.
+// wazero does not clear the high bits (a Go guest leaves garbage there), so
+// host functions read parameters through read, writeOut, u32 or
+// api.DecodeI32, never as whole uint64s.
+
+// u32 returns the i32 parameter in a stack slot as an unsigned value.
+func u32(slot uint64) uint64 { return uint64(uint32(slot)) }
+
 // read returns guest memory [ptr, ptr+n) without copying; the view is valid
 // only until the guest runs again.
 func read(mod api.Module, ptr, n uint64) ([]byte, bool) {
@@ -45,10 +53,9 @@ func read(mod api.Module, ptr, n uint64) ([]byte, bool) {
 
 // writeOut writes val into the guest buffer (buf, capacity) and sets the
 // result: the length, whether or not it fit (nothing is written when it
-// does not). buf and capacity are raw stack slots: an i32 argument's upper
-// 32 bits are not zeroed by wazero, so only the low 32 bits count.
+// does not).
 func writeOut(mod api.Module, stack []uint64, buf, capacity uint64, val []byte) {
-	if uint64(len(val)) <= uint64(uint32(capacity)) && len(val) > 0 {
+	if uint64(len(val)) <= u32(capacity) && len(val) > 0 {
 		if !mod.Memory().Write(uint32(buf), val) {
 			ret(stack, StatusBadMemory)
 			return
@@ -120,7 +127,7 @@ func hostFuncs() map[string]api.GoModuleFunc {
 				return
 			}
 			t := s.record(idx).Topic
-			if uint64(len(t)) <= uint64(uint32(stack[2])) && len(t) > 0 && !mod.Memory().WriteString(uint32(stack[1]), t) {
+			if uint64(len(t)) <= u32(stack[2]) && len(t) > 0 && !mod.Memory().WriteString(uint32(stack[1]), t) {
 				ret(stack, StatusBadMemory)
 				return
 			}
