@@ -93,6 +93,11 @@ const (
 	OpHashField   byte = 10 // hash_field(rec, a = path, algo = the op's arg byte)
 )
 
+// DeleteMissingOK is the flag of a delete_field op's arg byte: its
+// NOT_FOUND result (the field was already absent) does not count as a
+// failure in apply's result.
+const DeleteMissingOK byte = 1
+
 // OpHeaderSize is the size of an op's fixed header: op u8, arg u8, two
 // zero bytes, rec i32, a_len u32, b_len u32 (little-endian); a's bytes and
 // then b's follow.

@@ -87,7 +87,7 @@ func recordKinds(ctx context.Context, mod api.Module, stack []uint64) {
 		ret(stack, StatusBadRecord)
 		return
 	}
-	if uint64(s.n) > uint64(uint32(stack[1])) {
+	if uint64(s.n) > u32(stack[1]) {
 		ret(stack, int32(s.n))
 		return
 	}
@@ -123,9 +123,11 @@ func kindOf(r *engine.Record) byte {
 // apply is apply(ops, ops_len, res, res_cap): it applies a buffer of
 // decisions in order, each with the effect (and the result) of the
 // per-record function it names, and returns how many failed (a negative
-// result). When res_cap holds a 4-byte result per op they are written to
-// res. A malformed buffer (an unknown op, non-zero reserved bytes, a
-// length past its end) is StatusMalformed and nothing is applied.
+// result; a delete_field flagged DeleteMissingOK that finds nothing does
+// not count). When res_cap holds a 4-byte result per op they are written to
+// res. A malformed buffer (an unknown op, an arg an op does not take,
+// non-zero reserved bytes, a length past its end) is StatusMalformed and
+// nothing is applied.
 func apply(ctx context.Context, mod api.Module, stack []uint64) {
 	s := stateOf(ctx)
 	if s == nil {
@@ -163,7 +165,7 @@ func apply(ctx context.Context, mod api.Module, stack []uint64) {
 		if s.valid(rec) {
 			r = s.applyOp(op, arg, rec, a, b)
 		}
-		if r < 0 {
+		if r < 0 && !(r == StatusNotFound && op == OpDeleteField && arg&DeleteMissingOK != 0) {
 			failed++
 		}
 		if res != nil {
@@ -179,6 +181,17 @@ func checkOps(ops []byte) (int, bool) {
 	for len(ops) > 0 {
 		if len(ops) < OpHeaderSize || ops[0] < OpDrop || ops[0] > OpHashField || ops[2] != 0 || ops[3] != 0 {
 			return 0, false
+		}
+		switch ops[0] {
+		case OpHashField: // arg is the algorithm
+		case OpDeleteField:
+			if ops[1]&^DeleteMissingOK != 0 {
+				return 0, false
+			}
+		default:
+			if ops[1] != 0 {
+				return 0, false
+			}
 		}
 		al := uint64(binary.LittleEndian.Uint32(ops[8:]))
 		bl := uint64(binary.LittleEndian.Uint32(ops[12:]))

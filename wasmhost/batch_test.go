@@ -305,6 +305,8 @@ func TestApplyMalformed(t *testing.T) {
 		"unknown op":     append([]byte{0}, good[1:]...),
 		"op past range":  append([]byte{OpHashField + 1}, good[1:]...),
 		"reserved bytes": append([]byte{OpDrop, 0, 1}, good[3:]...),
+		"arg on drop":    append([]byte{OpDrop, 1}, good[2:]...),
+		"delete flag 2":  encodeOps(op{code: OpDeleteField, arg: 2, rec: 0, a: "x"}),
 		"length past":    good[:len(good)-1],
 		"huge length":    encodeOps(op{code: OpSetTopic, rec: 0, a: "x"})[:12],
 	} {
@@ -364,4 +366,22 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("apply decided\n%s\nper-record calls decided\n%s", ga, gb)
 		}
 	})
+}
+
+// TestApplyDeleteMissingOK: a flagged delete of a missing field is not a
+// failure in apply's count; its result is still NOT_FOUND.
+func TestApplyDeleteMissingOK(t *testing.T) {
+	c := newBatchCall(t, sampleRecs()...)
+	failed, res := c.applyOps(encodeOps(
+		op{code: OpDeleteField, arg: DeleteMissingOK, rec: 0, a: "nope"},
+		op{code: OpDeleteField, arg: DeleteMissingOK, rec: 0, a: "ua"},
+		op{code: OpDeleteField, rec: 1, a: "nope"},
+		op{code: OpDeleteField, arg: DeleteMissingOK, rec: 3, a: "x"},
+	), 4)
+	if want := []int32{StatusNotFound, StatusOK, StatusNotFound, StatusInvalidJSON}; !reflect.DeepEqual(res, want) {
+		t.Fatalf("results %v, want %v", res, want)
+	}
+	if failed != 2 {
+		t.Fatalf("failed = %d, want 2 (the unflagged NOT_FOUND and INVALID_JSON)", failed)
+	}
 }

@@ -57,6 +57,7 @@ func benchPipelineN(b *testing.B, cfg Config, size int, transforms ...string) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for i := 0; i < b.N; i++ {
 		copy(recs, tmpl)
 		out, d, err := p.Process(ctx, recs, dlq[:0])
@@ -67,7 +68,12 @@ func benchPipelineN(b *testing.B, cfg Config, size int, transforms ...string) {
 		_ = out
 	}
 	b.StopTimer()
+	cpu = processCPU() - cpu
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/record")
+	// The process's CPU time (every thread: guest calls, host functions,
+	// GC) per record: steadier than wall time on a shared machine, and the
+	// cost a core pays per record.
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N*size), "cpu-ns/record")
 }
 
 // BenchmarkPassThroughEmpty: a pipeline with no transform.

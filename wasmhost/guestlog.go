@@ -56,6 +56,7 @@ type guestLog struct {
 	stream    string
 	partial   []byte
 	tail      []byte // last line(s) written since reset, capped
+	panicLine string // the first panic or fatal error line since reset
 	oom       bool
 }
 
@@ -85,6 +86,10 @@ func (g *guestLog) Write(p []byte) (int, error) {
 			line = append(g.partial, line...)
 			g.partial = g.partial[:0]
 		}
+		if g.panicLine == "" && (bytes.HasPrefix(line, []byte("panic: ")) || bytes.HasPrefix(line, []byte("fatal error: "))) {
+			// Kept apart from the tail: a long stack trace would push it out.
+			g.panicLine = string(bytes.TrimSpace(line))
+		}
 		g.emit(line)
 		p = p[i+1:]
 	}
@@ -109,12 +114,16 @@ func (g *guestLog) emit(line []byte) {
 // reset forgets the tail and the OOM flag before a call.
 func (g *guestLog) reset() {
 	g.tail = g.tail[:0]
+	g.panicLine = ""
 	g.oom = false
 }
 
 // firstLine returns the first non-empty line of the tail that looks like a
 // Go panic or fatal error, else the last non-empty line.
 func (g *guestLog) summary() string {
+	if g.panicLine != "" {
+		return g.panicLine
+	}
 	lines := strings.Split(string(g.tail), "\n")
 	last := ""
 	for _, l := range lines {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/engine/codec"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -88,9 +89,26 @@ func (s *callState) hashField(idx int32, rawPath []byte, algo int32) int32 {
 	if r.Format != engine.FormatJSON {
 		return StatusInvalidJSON
 	}
-	v, err := s.lookup(idx, r, hp)
-	if err != nil {
-		return editStatus(err)
+	var d *doc
+	ni := int32(-1)
+	var v []byte
+	if useIndex {
+		d = s.doc(idx)
+		var ok bool
+		if ni, ok = d.find(hp.segs); !ok {
+			d = nil // broken: the byte-level path below
+		} else if ni < 0 {
+			return StatusNotFound
+		} else {
+			n := &d.nodes[ni]
+			v = d.val[n.vs:n.ve]
+		}
+	}
+	if d == nil {
+		var err error
+		if v, err = codec.Get(r.Value, hp.p); err != nil {
+			return editStatus(err)
+		}
 	}
 	// The scratch holds the decoded string (when it has escapes), then the
 	// quoted digest after it.
@@ -108,6 +126,10 @@ func (s *callState) hashField(idx int32, rawPath []byte, algo int32) int32 {
 	}
 	scratch = append(scratch, '"')
 	s.quoted = scratch
+	if d != nil {
+		s.setValue(idx, d.replace(s.editor(idx), ni, scratch[at:]))
+		return StatusOK
+	}
 	return s.setPath(idx, r, hp, scratch[at:])
 }
 

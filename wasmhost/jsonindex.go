@@ -45,12 +45,13 @@ const (
 // node is one value of the indexed document: the root, an object member
 // (with its key) or an array element. Offsets are into doc.val.
 type node struct {
-	ks, ke      int32 // the key's bytes between its quotes; -1 for the root and array elements
-	vs, ve      int32 // the value's span
-	first, last int32 // the children indexed so far (containers), -1 when none
-	next        int32 // the next sibling, -1 when none (or not yet indexed)
-	scan        int32 // containers: where the next child's scan starts; -1 once every child is indexed
-	count       int32 // children indexed
+	ks, ke      int32  // the key's bytes between its quotes; -1 for the root and array elements
+	vs, ve      int32  // the value's span
+	first, last int32  // the children indexed so far (containers), -1 when none
+	next        int32  // the next sibling, -1 when none (or not yet indexed)
+	scan        int32  // containers: where the next child's scan starts; -1 once every child is indexed
+	count       int32  // children indexed
+	kpre        uint32 // the key's first (up to) four bytes, little-endian: a quick mismatch
 	kind        uint8
 	escKey      bool // the key holds an escape: compare it decoded
 }
@@ -87,8 +88,18 @@ func (d *doc) describes(val []byte) bool {
 // seg is one segment of a compiled path.
 type seg struct {
 	key   string
+	pre   uint32 // the key's first (up to) four bytes, as node.kpre
 	index int
 	isIdx bool
+}
+
+// keyPrefix returns the first (up to) four bytes of k, little-endian.
+func keyPrefix(k []byte) uint32 {
+	var x uint32
+	for i := min(len(k), 4) - 1; i >= 0; i-- {
+		x = x<<8 | uint32(k[i])
+	}
+	return x
 }
 
 // hpath is a path as the host uses it: the codec's compiled form (for the
@@ -96,6 +107,16 @@ type seg struct {
 type hpath struct {
 	p    codec.Path
 	segs []seg
+	sig  uint64 // pathSig of its source
+}
+
+// pathSig packs a path's length and first bytes: a quick mismatch.
+func pathSig(b []byte) uint64 {
+	x := uint64(len(b))
+	for i := 0; i < min(len(b), 6); i++ {
+		x |= uint64(b[i]) << (8 * (i + 2))
+	}
+	return x
 }
 
 // compilePath compiles raw with the codec's rules (so the same paths are
@@ -106,7 +127,7 @@ func compilePath(raw string) (*hpath, bool) {
 		return nil, false
 	}
 	parts := strings.Split(p.String(), ".")
-	hp := &hpath{p: p, segs: make([]seg, len(parts))}
+	hp := &hpath{p: p, segs: make([]seg, len(parts)), sig: pathSig([]byte(raw))}
 	for i, part := range parts {
 		if isDigits(part) {
 			n, err := strconv.Atoi(part)
@@ -116,7 +137,7 @@ func compilePath(raw string) (*hpath, bool) {
 			hp.segs[i] = seg{index: n, isIdx: true}
 			continue
 		}
-		hp.segs[i] = seg{key: part}
+		hp.segs[i] = seg{key: part, pre: keyPrefix([]byte(part))}
 	}
 	return hp, true
 }
@@ -209,17 +230,33 @@ func (d *doc) scanNext(ni int32) int32 {
 	if i >= end {
 		return d.broken()
 	}
-	ks, ke, esc := int32(-1), int32(-1), false
+	ks, ke, esc, kpre := int32(-1), int32(-1), false, uint32(0)
 	if p.kind == kindObject {
 		if b[i] != '"' {
 			return d.broken()
 		}
-		var e int
-		e, esc = skipString(b, i)
-		if e < 0 || e >= end {
+		// Keys are short: a byte loop.
+		e := i + 1
+		for ; e < end; e++ {
+			if c := b[e]; c == '\\' {
+				esc = true
+				e++
+			} else if c == '"' {
+				break
+			}
+		}
+		if e >= end {
 			return d.broken()
 		}
+		e++
 		ks, ke = int32(i+1), int32(e-1)
+		// A key is followed by at least `":`, a value and a bracket: four
+		// bytes can be loaded from its start.
+		if kl := ke - ks; kl >= 4 {
+			kpre = binary.LittleEndian.Uint32(b[ks:])
+		} else {
+			kpre = binary.LittleEndian.Uint32(b[ks:]) & (1<<(8*kl) - 1)
+		}
 		i = e
 		if b[i] != ':' {
 			i = ws(b, i)
@@ -264,7 +301,7 @@ func (d *doc) scanNext(ni int32) int32 {
 	n := &d.nodes[ci]
 	n.ks, n.ke, n.vs, n.ve = ks, ke, int32(i), int32(e)
 	n.first, n.last, n.next, n.scan, n.count = -1, -1, -1, scan, 0
-	n.kind, n.escKey = kind, esc
+	n.kind, n.escKey, n.kpre = kind, esc, kpre
 	p = &d.nodes[ni] // the append may have moved the nodes
 	if p.last >= 0 {
 		d.nodes[p.last].next = ci
@@ -323,31 +360,27 @@ const (
 func zeroBytes(x uint64) uint64 { return (x - lo8) &^ x & hi8 }
 
 // skipContainer returns the end of the object or array opening at b[i]
-// (before limit), or -1. Between strings it looks for the next quote or
-// bracket eight bytes at a time ('[' and ']' are '{' and '}' with bit 5
-// clear).
+// (before limit), or -1. A byte loop: nested values are mostly short
+// strings, for which it beats looking for quotes a word at a time.
 func skipContainer(b []byte, i, limit int) int {
+	if limit > len(b) {
+		return -1
+	}
+	b = b[:limit]
 	depth := 0
-	j := i
-	for j < limit {
-		if j+8 <= limit {
-			w := binary.LittleEndian.Uint64(b[j:])
-			x := w | lo8*0x20
-			m := zeroBytes(w^(lo8*'"')) | zeroBytes(x^(lo8*'{')) | zeroBytes(x^(lo8*'}'))
-			if m == 0 {
-				j += 8
-				continue
-			}
-			j += bits.TrailingZeros64(m) >> 3
-		}
+	for j := i; j < len(b); j++ {
 		switch b[j] {
 		case '"':
-			e, _ := skipString(b, j)
-			if e < 0 {
+			for j++; j < len(b); j++ {
+				if c := b[j]; c == '\\' {
+					j++
+				} else if c == '"' {
+					break
+				}
+			}
+			if j >= len(b) {
 				return -1
 			}
-			j = e
-			continue
 		case '{', '[':
 			depth++
 		case '}', ']':
@@ -356,7 +389,6 @@ func skipContainer(b []byte, i, limit int) int {
 				return j + 1
 			}
 		}
-		j++
 	}
 	return -1
 }
@@ -460,6 +492,19 @@ func decodeKey(dst, raw []byte) ([]byte, bool) {
 	return dst, true
 }
 
+// match reports whether node n (index c) has the key s: the length and
+// the first four bytes decide most mismatches without a comparison.
+func (d *doc) match(n *node, c int32, s *seg) bool {
+	if n.escKey {
+		return d.keyIs(c, s.key)
+	}
+	kl := int(n.ke - n.ks)
+	if kl != len(s.key) || n.kpre != s.pre {
+		return false
+	}
+	return kl <= 4 || string(d.val[n.ks+4:n.ke]) == s.key[4:]
+}
+
 // child returns the child of container ni that s addresses, scanning as
 // far as needed, or -1.
 func (d *doc) child(ni int32, s *seg) int32 {
@@ -468,7 +513,7 @@ func (d *doc) child(ni int32, s *seg) int32 {
 	case p.kind == kindObject && !s.isIdx:
 		for c := p.first; c >= 0; {
 			n := &d.nodes[c]
-			if n.ke-n.ks == int32(len(s.key)) && !n.escKey && string(d.val[n.ks:n.ke]) == s.key || n.escKey && d.keyIs(c, s.key) {
+			if d.match(n, c, s) {
 				return c
 			}
 			c = n.next
@@ -478,7 +523,7 @@ func (d *doc) child(ni int32, s *seg) int32 {
 			if c < 0 {
 				return -1
 			}
-			if d.keyIs(c, s.key) {
+			if d.match(&d.nodes[c], c, s) {
 				return c
 			}
 		}
@@ -645,10 +690,7 @@ func (d *doc) set(e editor, hp *hpath, val []byte) (out []byte, err error, ok bo
 		return nil, nil, false
 	}
 	if depth == len(hp.segs) {
-		c := d.nodes[ni]
-		out = d.splice(e, int(c.vs), int(c.ve), val)
-		d.setValueNode(ni, c.vs, c.vs+int32(len(val)))
-		return out, nil, true
+		return d.replace(e, ni, val), nil, true
 	}
 	parent := d.nodes[ni]
 	if parent.kind != kindObject {
@@ -693,6 +735,7 @@ func (d *doc) set(e editor, hp *hpath, val []byte) (out []byte, err error, ok bo
 	}
 	m := node{ks: ks + 1, ke: int32(at + keyAt - 1), vs: int32(at + keyAt + 1), ve: int32(at + len(ins)), first: -1, last: -1, next: -1, scan: -1}
 	m.escKey = m.ke-m.ks != int32(len(segs[0].key))
+	m.kpre = keyPrefix(out[m.ks:m.ke])
 	switch out[m.vs] {
 	case '{':
 		m.kind, m.scan = kindObject, m.vs+1
@@ -716,6 +759,24 @@ func (d *doc) set(e editor, hp *hpath, val []byte) (out []byte, err error, ok bo
 	p.last = mi
 	p.count++
 	return out, nil, true
+}
+
+// replace sets node ni's value to val and returns the new document.
+func (d *doc) replace(e editor, ni int32, val []byte) []byte {
+	c := d.nodes[ni]
+	out := d.splice(e, int(c.vs), int(c.ve), val)
+	d.setValueNode(ni, c.vs, c.vs+int32(len(val)))
+	return out
+}
+
+// find returns the node at segs, -1 when there is none; ok is false when
+// the document is broken.
+func (d *doc) find(segs []seg) (ni int32, ok bool) {
+	ni, _, depth, ok := d.walk(segs)
+	if !ok || depth < len(segs) {
+		return -1, ok
+	}
+	return ni, true
 }
 
 // del deletes the member or element at hp, as jsonDeleteAt does on the

@@ -134,8 +134,9 @@ func (s *callState) setValue(idx int32, doc []byte) {
 // uses a handful of paths, so the last few are compared before the map is
 // hashed).
 func (s *callState) path(raw []byte) (*hpath, bool) {
+	sig := pathSig(raw)
 	for _, p := range s.recent {
-		if p != nil && p.p.String() == string(raw) {
+		if p != nil && p.sig == sig && p.p.String() == string(raw) {
 			return p, true
 		}
 	}
