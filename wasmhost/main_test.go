@@ -37,6 +37,7 @@ var guests = []e2e.Guest{
 	{Name: "noop", Dir: "wasmhost/testdata/guests"},
 	{Name: "kitchen", Dir: "wasmhost/testdata/guests"},
 	{Name: "batcher", Dir: "wasmhost/testdata/guests"},
+	{Name: "sequences", Dir: "wasmhost/testdata/guests"},
 }
 
 func TestMain(m *testing.M) {

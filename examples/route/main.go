@@ -10,7 +10,9 @@ import sluice "github.com/sluicehq/sluice/guest-sdk/go"
 func init() {
 	sluice.HandleRecord(func(rec *sluice.Record) error {
 		if ev, ok := rec.GetText("event"); ok && len(ev) > 0 {
-			if err := rec.Route("events." + string(ev)); err != nil {
+			// RouteTo joins the topic on the host side of the call, without
+			// building a string per record in the guest.
+			if err := rec.RouteTo("events.", ev); err != nil {
 				return err
 			}
 		}

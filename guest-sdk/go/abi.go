@@ -81,6 +81,10 @@ const (
 	OpHashField   byte = 10 // hash_field(rec, a = path, algo = the op's arg byte)
 )
 
+// DeleteMissingOK flags a delete_field op (its arg byte): a NOT_FOUND
+// result does not count as a failure in apply's result.
+const DeleteMissingOK byte = 1
+
 // OpHeaderSize is the size of an op's header in apply's buffer.
 const OpHeaderSize = 16
 

@@ -33,11 +33,27 @@
 // returns: they live in a per-batch arena the SDK reuses. Copy them to keep
 // them (GetString and Topic return copies).
 //
+// A record handler costs few host calls per record: the SDK uses the
+// ABI's per-batch functions. Paths a handler reads in most records are
+// fetched for the whole batch before the handler runs (learned from the
+// previous batch: the first batch of an instance makes a host call per
+// read), and decisions whose outcome is certain (drop, dead-letter, route,
+// key, header, a top-level set or any delete on an object, a hash whose
+// field was fetched) are buffered and handed over in one call when the
+// batch ends. Everything else is a host call made after the buffered
+// decisions, so the host always sees them in the handler's order, and
+// reads always see the record's edits. Batch handlers (HandleBatch) and
+// emitted records make one host call per operation.
+//
 // Guest code is slow per step: the host's guard against runaway guests runs
-// at every wasm loop header, which a Go function call or loop iteration
-// crosses (about 30 ns each). Keep handlers lean and let the host work:
-// GetString decodes on the host, Value.Equal compares 8 bytes per step. Buffers that cross the host boundary are grow-only and reused, so a
-// steady stream of records allocates nothing at the boundary.
+// at every wasm loop header, which a Go function call, a loop iteration or a
+// jump over a call crosses (about 30–50 ns each). Keep handlers lean and
+// let the host work: GetText and GetString decode on the host,
+// Value.Equal compares 8 bytes per step, RouteTo joins a topic without a
+// string concatenation in the guest, HashSHA256 hashes on the host; look
+// codes up in an array rather than a map. Buffers that cross the host
+// boundary are grow-only and reused, so a steady stream of records
+// allocates nothing at the boundary.
 //
 // Returning an error from a record handler dead-letters that record with the
 // error's text. A panic traps the guest: the host sends the whole call's

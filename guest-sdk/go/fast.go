@@ -76,3 +76,9 @@ func plainString(b []byte) bool {
 	}
 	return plainWord(load64(p, n-8))
 }
+
+const (
+	fill8 uint64 = lo8 * 'a'           // eight harmless bytes
+	fill4        = fill8 &^ 0xffffffff // the high four
+	fill3        = fill8 &^ 0xffffff   // the high five
+)

@@ -30,3 +30,8 @@ func hostSetHeader(int32, string, unsafe.Pointer, uint32) int32    { return noHo
 func hostDeadLetter(int32, string) int32                           { return noHost() }
 func hostEmit(int32, unsafe.Pointer, uint32) int32                 { return noHost() }
 func hostHashField(int32, string, int32) int32                     { return noHost() }
+func hostFetchField(string, int32, unsafe.Pointer, unsafe.Pointer, uint32) int32 {
+	return noHost()
+}
+func hostRecordKinds(unsafe.Pointer, uint32) int32                   { return noHost() }
+func hostApply(unsafe.Pointer, uint32, unsafe.Pointer, uint32) int32 { return noHost() }

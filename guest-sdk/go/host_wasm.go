@@ -60,3 +60,12 @@ func hostEmit(parent int32, val unsafe.Pointer, n uint32) int32
 
 //go:wasmimport sluice_v1 hash_field
 func hostHashField(rec int32, path string, algo int32) int32
+
+//go:wasmimport sluice_v1 fetch_field
+func hostFetchField(path string, mode int32, tab unsafe.Pointer, buf unsafe.Pointer, capacity uint32) int32
+
+//go:wasmimport sluice_v1 record_kinds
+func hostRecordKinds(buf unsafe.Pointer, capacity uint32) int32
+
+//go:wasmimport sluice_v1 apply
+func hostApply(ops unsafe.Pointer, n uint32, res unsafe.Pointer, resCap uint32) int32

@@ -165,3 +165,49 @@ func FuzzFastScans(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValueEqual: Equal and Bytes, with their loop-free paths for short
+// strings, agree with their straightforward versions (kept here as the
+// reference) on any input, well-formed or not.
+func FuzzValueEqual(f *testing.F) {
+	for _, c := range [][2]string{{`"heartbeat"`, "heartbeat"}, {`"click"`, "heartbeat"}, {`"heart\u0062eat"`, "heartbeat"},
+		{`"a"`, "a"}, {`""`, ""}, {`"ab\"c"`, `ab"c`}, {`"0123456789abcdef"`, "0123456789abcdef"}, {`"x\ny"`, "x\ny"}, {`"é"`, "é"}, {`5`, "5"}, {`"00`, "0"}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, raw, s string) {
+		v := Value(raw)
+		if got, want := v.Equal(s), equalRef(v, s); got != want {
+			t.Fatalf("Value(%q).Equal(%q) = %v, want %v", raw, s, got, want)
+		}
+		if got, want := v.Bytes(), bytesRef(v); string(got) != string(want) {
+			t.Fatalf("Value(%q).Bytes() = %q, want %q", raw, got, want)
+		}
+	})
+}
+
+func equalRef(v Value, s string) bool {
+	if !v.IsString() {
+		return false
+	}
+	inner := v[1 : len(v)-1]
+	if string(inner) == s {
+		return plainString(inner)
+	}
+	if plainString(inner) {
+		return false
+	}
+	u, ok := unquote(v)
+	return ok && u == s
+}
+
+func bytesRef(v Value) []byte {
+	if v.IsString() {
+		inner := v[1 : len(v)-1]
+		if plainString(inner) {
+			return inner
+		}
+		s, _ := unquote(v)
+		return []byte(s)
+	}
+	return v
+}
