@@ -46,6 +46,12 @@ type Record struct {
 	Headers []Header
 	// Format says how Value is encoded.
 	Format Format
+	// Seq is the record's position in its source unit, assigned by the
+	// source and carried like Tag (the gateway: the index of the event in
+	// its request body, so a request's per-event results can be told).
+	// Records a transform emits inherit their parent's. The engine never
+	// reads it. (It sits in Format's padding: a Record stays 128 bytes.)
+	Seq uint32
 	// Timestamp is when the record entered sluice (zero: the sink decides).
 	Timestamp time.Time
 	// Tag is an opaque value the source assigns (the gateway: its request

@@ -28,6 +28,7 @@ type adminListener struct {
 	// stopped (the socket failed): the App then ends the process.
 	died     func(error)
 	stopping atomic.Bool
+	tls      *certReloader // nil: plain HTTP
 }
 
 // start listens on addr and serves; api is the admin REST API (nil: none,
@@ -62,9 +63,13 @@ func (l *adminListener) start(api *admin.Handler) error {
 		Logger:                       slog.NewLogLogger(l.log.Handler(), slog.LevelWarn),
 	}
 	l.done = make(chan struct{})
+	serveLn := ln
+	if l.tls != nil {
+		serveLn = l.tls.listener(ln)
+	}
 	go func() {
 		defer close(l.done)
-		err := l.srv.Serve(ln)
+		err := l.srv.Serve(serveLn)
 		if !l.stopping.Load() && l.died != nil {
 			l.died(listenerDied("admin", ln.Addr(), err))
 		}

@@ -164,8 +164,9 @@ func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, hostMe
 	return gov, nil
 }
 
-// Start brings sluice up in order: memory limit, dev broker, WASM host,
-// admin listener, sink, the lines' drivers, ingest listener. The admin
+// Start brings sluice up in order: memory limit, TLS certificates, dev
+// broker, WASM host, admin listener, sink, the lines' drivers, ingest
+// listener. The admin
 // listener comes before the sink so that /readyz says why while start waits
 // for Kafka (--kafka-wait). On failure it stops what it started and returns
 // the error.
@@ -175,6 +176,7 @@ func (a *App) Start(ctx context.Context) error {
 		start func(context.Context) (func(context.Context) error, error)
 	}{
 		{"memory limit", a.startMemoryLimit},
+		{"tls certificates", a.startTLS},
 		{"dev broker", a.startDevBroker},
 		{"wasm host", a.startHost},
 		{"admin listener", a.startAdmin},
@@ -241,6 +243,56 @@ func (a *App) Stop(ctx context.Context) error {
 		a.log.Info("stopped", "step", s.name, "duration", time.Since(t))
 	}
 	a.stops = nil
+	return errors.Join(errs...)
+}
+
+// startTLS loads the listeners' certificates (start fails on a pair that
+// does not load) and starts checking their files for changes.
+func (a *App) startTLS(context.Context) (func(context.Context) error, error) {
+	var rs []*certReloader
+	closeAll := func(context.Context) error {
+		for _, r := range rs {
+			r.close()
+		}
+		return nil
+	}
+	for _, l := range []struct {
+		name, cert, key string
+		set             func(*certReloader)
+	}{
+		{"ingest", a.cfg.TLSCert, a.cfg.TLSKey, func(r *certReloader) { a.server.tls = r }},
+		{"admin", a.cfg.AdminTLSCert, a.cfg.AdminTLSKey, func(r *certReloader) { a.admin.tls = r }},
+	} {
+		if l.cert == "" {
+			continue
+		}
+		r, err := newCertReloader(l.name, l.cert, l.key, a.cfg.TLSReloadInterval, a.m, a.log)
+		if err != nil {
+			_ = closeAll(context.Background())
+			return nil, err
+		}
+		l.set(r)
+		rs = append(rs, r)
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return closeAll, nil
+}
+
+// Reload reloads what sluice reloads on SIGHUP: the TLS certificates of
+// the listeners, from their files, whether or not they changed. A pair
+// that does not load is logged and the previous one stays in use; the
+// errors are returned.
+func (a *App) Reload() error {
+	var errs []error
+	for _, r := range []*certReloader{a.server.tls, a.admin.tls} {
+		if r != nil {
+			if err := r.Reload(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

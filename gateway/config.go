@@ -152,6 +152,38 @@ type Config struct {
 	// ShutdownTimeout bounds the drain on SIGTERM; requests still waiting
 	// then get 503.
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" yaml:"shutdown_timeout" default:"30s" help:"Drain deadline on SIGTERM: requests still waiting then get 503."`
+	// TLSCert and TLSKey serve ingest over HTTPS; the pair is reloaded
+	// when the files change and on SIGHUP (tlsreload.go).
+	TLSCert string `name:"tls-cert" yaml:"tls_cert" placeholder:"FILE" help:"Serve ingest over HTTPS with this certificate (PEM: the leaf, then its chain), with tls_key. The pair is reloaded when the files change (checked every tls_reload_interval) and on SIGHUP, without dropping connections; a new pair that does not load is logged and the previous one kept."`
+	// TLSKey is the key of TLSCert.
+	TLSKey string `name:"tls-key" yaml:"tls_key" placeholder:"FILE" help:"Key (PEM) of tls_cert."`
+	// AdminTLSCert and AdminTLSKey serve the admin listener over HTTPS,
+	// reloaded like TLSCert.
+	AdminTLSCert string `name:"admin-tls-cert" yaml:"admin_tls_cert" placeholder:"FILE" help:"Serve the admin listener (metrics, health, admin API, console) over HTTPS with this certificate (PEM), with admin_tls_key; reloaded like tls_cert."`
+	// AdminTLSKey is the key of AdminTLSCert.
+	AdminTLSKey string `name:"admin-tls-key" yaml:"admin_tls_key" placeholder:"FILE" help:"Key (PEM) of admin_tls_cert."`
+	// TLSReloadInterval is how often the certificate files are checked.
+	TLSReloadInterval time.Duration `name:"tls-reload-interval" yaml:"tls_reload_interval" default:"10s" help:"How often the certificate and key files (tls_cert, admin_tls_cert) are read to see whether they changed. 0: only on SIGHUP."`
+	// CORS lets browser pages on other origins post events (flags
+	// --cors-..., keys under cors:).
+	CORS CORSOptions `embed:"" prefix:"cors-" yaml:"cors" group:"CORS: browser pages on other origins" help:"Browser pages on other origins that may post events (fetch, sendBeacon): preflights, and the Access-Control-* headers on every answer to them."`
+	// RateLimit is the events per second each API key may send (token
+	// bucket; 0: no limit).
+	RateLimit int `name:"rate-limit" yaml:"rate_limit" placeholder:"N" example:"1000" help:"Events per second each API key may send (a token bucket per key; with open ingest, one for everyone). A request is admitted or refused whole: past the limit it gets 429 with Retry-After, the seconds until its events fit. A tenant's rate_limit overrides it. 0: no limit."`
+	// RateBurst is the bucket's size in events (0: RateLimit, one
+	// second's worth).
+	RateBurst int `name:"rate-burst" yaml:"rate_burst" placeholder:"N" example:"5000" help:"Size of each key's token bucket in events: the most events one key may send at once after a quiet spell. A request of more events than the burst can never fit and gets 413. Default: one second's worth (rate_limit)."`
+	// IdempotencyWindow is how long an Idempotency-Key's answer is
+	// remembered (0: the header is ignored).
+	IdempotencyWindow time.Duration `name:"idempotency-window" yaml:"idempotency_window" default:"10m" help:"How long the answer to a request with an Idempotency-Key header is remembered: a retry with the same key (same tenant) gets the first answer with Idempotent-Replayed: true and writes nothing; a duplicate sent while the first is in flight waits for it. Answers of 5xx and 429 are not remembered. Per instance: behind a load balancer, deduplicate downstream with the records' idempotency-key header. 0: off."`
+	// IdempotencyMaxKeys bounds the remembered keys (least recently used
+	// go first).
+	IdempotencyMaxKeys int `name:"idempotency-max-keys" yaml:"idempotency_max_keys" default:"100000" help:"Most Idempotency-Keys remembered at once; past it the least recently used is forgotten first. The answers they keep are also capped at a thirty-second of memory_limit."`
+	// RecordMetadata adds the sluice-received-at, sluice-client-ip and
+	// sluice-tenant headers to every record.
+	RecordMetadata bool `name:"record-metadata" yaml:"record_metadata" help:"Add Kafka headers to every record of a request: sluice-received-at (RFC 3339 UTC, milliseconds), sluice-client-ip (the connection's address, or the client's from X-Forwarded-For behind trusted_proxies) and sluice-tenant."`
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed.
+	TrustedProxies []string `name:"trusted-proxy" yaml:"trusted_proxies" placeholder:"CIDR" example:"10.0.0.0/8" help:"Proxies (CIDR or address, repeatable) whose X-Forwarded-For is believed for sluice-client-ip: from a trusted peer, the nearest hop of X-Forwarded-For that is not itself trusted is the client. From any other peer the header is ignored."`
 	// DataDir keeps transforms, the compilation cache and (with Dev) the
 	// embedded broker's data across restarts. Empty: nothing persists.
 	DataDir string `name:"data-dir" yaml:"data_dir" placeholder:"DIR" example:"/var/lib/sluice" help:"Keeps transforms, pipelines, the compiled-code cache and (with dev) the embedded broker's data across restarts. Empty: nothing persists."`
@@ -209,6 +241,21 @@ type KafkaOptions struct {
 	Acks string `name:"acks" yaml:"acks" default:"all" help:"all: a 200 means every in-sync replica has the events (idempotent producer). leader: only the partition leader has them, so a 200 no longer means replicated (warned at start)."`
 	// Wait bounds how long start retries the brokers.
 	Wait time.Duration `name:"wait" yaml:"wait" default:"0s" help:"How long start keeps retrying brokers that are unreachable or refuse the login, /readyz saying why meanwhile; then sluice exits non-zero. 0: one bounded attempt."`
+}
+
+// CORSOptions are the browser origins that may post events (flags
+// --cors-..., YAML keys under cors:).
+type CORSOptions struct {
+	// Origins are the allowed origins ("*": any).
+	Origins []string `name:"origin" yaml:"origins" placeholder:"ORIGIN" example:"https://app.example.com,https://*.example.org" help:"Origins whose pages may post events (scheme://host[:port]; https://*.example.com for its subdomains; * for any), repeatable. A preflight from one gets 204 with the Access-Control-* headers, every answer to it (errors too) Access-Control-Allow-Origin; other origins get no CORS headers, 403 to a preflight and to a post. A tenant's cors.origins replaces these for its keys. Empty: no CORS."`
+	// MaxAge is how long a browser may cache a preflight's answer.
+	MaxAge time.Duration `name:"max-age" yaml:"max_age" default:"2h" help:"How long a browser may reuse a preflight's answer (Access-Control-Max-Age; Chromium caps it at 2h)."`
+}
+
+// TenantCORS is a tenant's own allowed origins (tenants[].cors).
+type TenantCORS struct {
+	// Origins replace CORSOptions.Origins for the tenant's keys.
+	Origins []string `yaml:"origins" example:"https://shop.acme.com" help:"Origins whose pages may post with this tenant's keys, instead of cors.origins (same syntax)."`
 }
 
 // tlsEnabled reports whether any TLS option asks for TLS.
@@ -374,6 +421,14 @@ type Tenant struct {
 	Topic string `yaml:"topic" example:"acme.events" help:"The tenant's default topic (default: topic)."`
 	// Pipeline is the tenant's chain ("" = Config.Pipeline).
 	Pipeline []string `yaml:"pipeline" example:"filter,redact" help:"The tenant's transform chain (default: pipeline)."`
+	// RateLimit is the events/s of each of the tenant's keys (0:
+	// Config.RateLimit; -1: none).
+	RateLimit int `yaml:"rate_limit" example:"500" help:"Events per second each of the tenant's keys may send, instead of rate_limit; -1: no limit."`
+	// RateBurst is the bucket size of each of the tenant's keys (0: one
+	// second's worth).
+	RateBurst int `yaml:"rate_burst" help:"Token bucket size of each of the tenant's keys in events. Default: one second's worth of its rate_limit."`
+	// CORS are the tenant's own allowed origins.
+	CORS TenantCORS `yaml:"cors" embed:"" help:"The tenant's own CORS origins."`
 }
 
 // DefaultConfig returns the defaults (the `default` tags).
@@ -489,6 +544,7 @@ func (c *Config) Validate() error {
 		bad("SLUICE_HASH_KEY has %d bytes: want at least %d (e.g. openssl rand -hex 32)", len(c.HashKey), wasmhost.MinHashKey)
 	}
 	c.validateSources(bad)
+	c.validateEdge(bad)
 	keys := map[string]string{}
 	for _, k := range c.APIKeys {
 		if k == "" {
@@ -500,6 +556,9 @@ func (c *Config) Validate() error {
 	for _, t := range c.Tenants {
 		if names[t.Name] {
 			bad("tenant name %q is empty or repeated", t.Name)
+		}
+		if t.Name == defaultTenantName {
+			bad("tenant name %q is reserved: it names the default tenant (the keys of api_keys) in pipelines, metrics and record headers", t.Name)
 		}
 		names[t.Name] = true
 		if len(t.Keys) == 0 {
@@ -516,6 +575,58 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
+}
+
+// validateEdge reports the invalid options of the front door's edge
+// features: TLS, CORS, rate limits, idempotency, record metadata.
+func (c *Config) validateEdge(bad func(string, ...any)) {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
+		bad("--admin-tls-cert and --admin-tls-key go together")
+	}
+	if c.TLSReloadInterval < 0 {
+		bad("--tls-reload-interval %v must be ≥ 0 (0: only on SIGHUP)", c.TLSReloadInterval)
+	}
+	for _, o := range c.CORS.Origins {
+		if _, err := parseOrigin(o); err != nil {
+			bad("--cors-origin: %v", err)
+		}
+	}
+	if c.CORS.MaxAge < 0 {
+		bad("--cors-max-age %v must be ≥ 0", c.CORS.MaxAge)
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		bad("--rate-limit %d and --rate-burst %d must be ≥ 0", c.RateLimit, c.RateBurst)
+	}
+	if c.RateBurst > 0 && c.RateLimit == 0 {
+		bad("--rate-burst needs --rate-limit")
+	}
+	if c.IdempotencyWindow < 0 {
+		bad("--idempotency-window %v must be ≥ 0 (0: off)", c.IdempotencyWindow)
+	}
+	if c.IdempotencyMaxKeys < 1 {
+		bad("--idempotency-max-keys %d must be ≥ 1", c.IdempotencyMaxKeys)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			bad("--trusted-proxy: %v", err)
+		}
+	}
+	for _, t := range c.Tenants {
+		if t.RateLimit < -1 || t.RateBurst < 0 {
+			bad("tenant %q: rate_limit %d must be ≥ -1 (-1: none) and rate_burst %d ≥ 0", t.Name, t.RateLimit, t.RateBurst)
+		}
+		if t.RateBurst > 0 && t.RateLimit <= 0 && (t.RateLimit < 0 || c.RateLimit == 0) {
+			bad("tenant %q: rate_burst needs a rate limit (its rate_limit or --rate-limit)", t.Name)
+		}
+		for _, o := range t.CORS.Origins {
+			if _, err := parseOrigin(o); err != nil {
+				bad("tenant %q: cors.origins: %v", t.Name, err)
+			}
+		}
+	}
 }
 
 // ByteSize is a size in bytes that reads "256MiB", "4MB", "1GiB" or "1024".

@@ -17,7 +17,20 @@ var (
 	// body) is not valid JSON (400); nothing of it is accepted.
 	ErrInvalidJSON = errors.New("body is not valid JSON: send a JSON object, a JSON array of objects, or NDJSON with Content-Type: application/x-ndjson")
 	// ErrUnauthorized is returned for a missing or unknown API key (401).
-	ErrUnauthorized = errors.New("missing or unknown API key: send Authorization: Bearer KEY or X-API-Key: KEY")
+	ErrUnauthorized = errors.New("missing or unknown API key: send Authorization: Bearer KEY, X-API-Key: KEY, Basic auth with the key as the user name, or ?api_key=KEY")
+	// ErrOriginNotAllowed is returned for a browser request (or preflight)
+	// from an origin the tenant's CORS origins do not allow (403).
+	ErrOriginNotAllowed = errors.New("origin not allowed: add it to --cors-origin (or the tenant's cors.origins)")
+	// ErrRateLimited is wrapped by the *RateLimitError of a request past
+	// its key's rate limit (429).
+	ErrRateLimited = errors.New("rate limit exceeded")
+	// ErrIdempotencyKey is returned for an Idempotency-Key header that is
+	// not 1–255 visible ASCII characters (400).
+	ErrIdempotencyKey = errors.New("invalid Idempotency-Key: use 1–255 visible ASCII characters (a UUID, say)")
+	// ErrIdempotencyInFlight is returned for a request whose
+	// Idempotency-Key's first request was still in flight when the wait for
+	// it ran out (409); retry it.
+	ErrIdempotencyInFlight = errors.New("a request with this Idempotency-Key is still being processed: retry after the Retry-After delay")
 	// ErrMethodNotAllowed is returned for a method other than POST on the
 	// ingest path (405).
 	ErrMethodNotAllowed = errors.New("method not allowed: use POST /v1/events")
@@ -150,18 +163,80 @@ func (e *TooManyEventsError) Error() string {
 // Unwrap returns ErrTooManyEvents.
 func (e *TooManyEventsError) Unwrap() error { return ErrTooManyEvents }
 
+// RateLimitError is the answer to a request past its API key's rate limit
+// (--rate-limit, a tenant's rate_limit): 429 with Retry-After, the seconds
+// until the key's bucket holds the request's events. A request of more
+// events than the burst can never fit: it is 413 instead. It wraps
+// ErrRateLimited (or ErrTooManyEvents for the 413).
+type RateLimitError struct {
+	// Limit is the key's rate in events per second; Burst its bucket size.
+	Limit, Burst int
+	// Events are the request's events (0: refused before its body was
+	// read, the bucket being empty).
+	Events int
+	// RetryAfter is how long until the events fit (0 for the 413).
+	RetryAfter time.Duration
+}
+
+// Error implements error; the message says the limit and what to do.
+func (e *RateLimitError) Error() string {
+	switch {
+	case e.Events > e.Burst:
+		return fmt.Sprintf("too many events for the rate limit: this request has %d events and this API key's bucket holds at most %d (%d events/s, burst %d); split it into requests of at most %d events, or raise --rate-burst",
+			e.Events, e.Burst, e.Limit, e.Burst, e.Burst)
+	case e.Events == 0:
+		return fmt.Sprintf("rate limit exceeded: this API key may send %d events/s (burst %d) and has used them; retry after the Retry-After delay (%ds)", e.Limit, e.Burst, retryAfterSeconds(e.RetryAfter))
+	default:
+		return fmt.Sprintf("rate limit exceeded: this API key may send %d events/s (burst %d); this request's %d events fit again in %ds: retry after the Retry-After delay", e.Limit, e.Burst, e.Events, retryAfterSeconds(e.RetryAfter))
+	}
+}
+
+// Unwrap returns ErrRateLimited, or ErrTooManyEvents for a request larger
+// than the burst.
+func (e *RateLimitError) Unwrap() error {
+	if e.Events > e.Burst {
+		return ErrTooManyEvents
+	}
+	return ErrRateLimited
+}
+
+// appendFields adds the limit to the JSON error body.
+func (e *RateLimitError) appendFields(b []byte) []byte {
+	b = append(b, `,"limit":{"events_per_second":`...)
+	b = strconv.AppendInt(b, int64(e.Limit), 10)
+	b = append(b, `,"burst":`...)
+	b = strconv.AppendInt(b, int64(e.Burst), 10)
+	b = append(b, '}')
+	if e.Events <= e.Burst {
+		b = append(b, `,"retry_after_seconds":`...)
+		b = strconv.AppendInt(b, int64(retryAfterSeconds(e.RetryAfter)), 10)
+	}
+	return b
+}
+
+// errorFields is an error that adds fields to its JSON error body.
+type errorFields interface {
+	appendFields(b []byte) []byte
+}
+
 // StatusOf maps an error to its HTTP status code: the one place where this
 // mapping lives.
 func StatusOf(err error) int {
 	switch {
 	case err == nil:
 		return fasthttp.StatusOK
-	case errors.Is(err, ErrEmptyBody), errors.Is(err, ErrInvalidJSON), errors.Is(err, ErrMalformedRequest):
+	case errors.Is(err, ErrEmptyBody), errors.Is(err, ErrInvalidJSON), errors.Is(err, ErrMalformedRequest), errors.Is(err, ErrIdempotencyKey):
 		return fasthttp.StatusBadRequest
 	case errors.Is(err, ErrHeadersTooLarge):
 		return fasthttp.StatusRequestHeaderFieldsTooLarge
 	case errors.Is(err, ErrUnauthorized):
 		return fasthttp.StatusUnauthorized
+	case errors.Is(err, ErrOriginNotAllowed):
+		return fasthttp.StatusForbidden
+	case errors.Is(err, ErrRateLimited):
+		return fasthttp.StatusTooManyRequests
+	case errors.Is(err, ErrIdempotencyInFlight):
+		return fasthttp.StatusConflict
 	case errors.Is(err, ErrNotFound):
 		return fasthttp.StatusNotFound
 	case errors.Is(err, ErrMethodNotAllowed):
@@ -181,7 +256,8 @@ func StatusOf(err error) int {
 	}
 }
 
-// retryAfterOf returns the Retry-After delay for a 503 (zero otherwise).
+// retryAfterOf returns the Retry-After delay for a 503, a 429 or a 409
+// (zero otherwise).
 func retryAfterOf(err error, def time.Duration) time.Duration {
 	var pe *PressureError
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
@@ -190,8 +266,15 @@ func retryAfterOf(err error, def time.Duration) time.Duration {
 	if errors.Is(err, ErrPipelineUnavailable) {
 		return pipelineRetryAfter
 	}
-	if StatusOf(err) == fasthttp.StatusServiceUnavailable {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return rl.RetryAfter
+	}
+	switch StatusOf(err) {
+	case fasthttp.StatusServiceUnavailable:
 		return def
+	case fasthttp.StatusConflict:
+		return time.Second
 	}
 	return 0
 }
@@ -211,11 +294,13 @@ func writeError(ctx *fasthttp.RequestCtx, err error, retryAfter time.Duration) i
 	buf := make([]byte, 0, len(msg)+16)
 	buf = append(buf, `{"error":`...)
 	buf = appendJSONString(buf, msg)
+	if f, ok := err.(errorFields); ok { //nolint:errorlint // only the error itself adds fields
+		buf = f.appendFields(buf)
+	}
 	buf = append(buf, '}', '\n')
 	_, _ = b.Write(buf)
 	if ra := retryAfterOf(err, retryAfter); ra > 0 {
-		secs := int((ra + time.Second - 1) / time.Second)
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(retryAfterSeconds(ra)))
 	}
 	return code
 }

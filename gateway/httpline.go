@@ -50,7 +50,7 @@ func (l *httpLine) listen() error {
 	l.serveDone = make(chan struct{})
 	go func() {
 		defer close(l.serveDone)
-		err := l.server.srv.Serve(l.server.ln)
+		err := l.server.serve()
 		if !l.draining.Load() && l.died != nil {
 			l.died(listenerDied("ingest", l.server.ln.Addr(), err))
 		}

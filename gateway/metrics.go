@@ -92,6 +92,12 @@ var Catalog = []MetricInfo{
 	{MetricReadLimitRejected, "counter", "", "Ingest requests answered 503 because every body-read slot (--max-concurrent-reads) stayed taken for --read-queue-timeout."},
 	{MetricMemoryBaseline, "gauge", "part", "Memory fixed once sluice runs, in bytes, by part: runtime (Go runtime and heap with no traffic), binary (resident pages of the binary), code (compiled WASM code), pools (instance pools at their reserved size), total. It is not pressure: go_heap's level is (used − total) / (--memory-limit − total)."},
 	{MetricMemoryUsed, "gauge", "", "Memory the go_heap pressure source counts as used, in bytes: the live Go heap and runtime, compiled WASM code and the binary's resident pages."},
+	{MetricRateLimitedRequests, "counter", "tenant", "Ingest requests refused by their API key's rate limit (429, or 413 for more events than the burst), by tenant (default: the keys of api_keys); tenants without a limit have no series."},
+	{MetricRateLimitedEvents, "counter", "tenant", "Events of the requests refused by the rate limit, by tenant (a request refused before its body was read, its key's bucket being empty, counts none)."},
+	{MetricRateAdmittedEvents, "counter", "tenant", "Events admitted by the rate limit, by tenant (tenants with a limit only)."},
+	{MetricIdempotentReplays, "counter", "", "Ingest requests answered from the Idempotency-Key cache (Idempotent-Replayed: true): retries that wrote nothing."},
+	{MetricTLSCertExpiry, "gauge", "listener", "Expiry (NotAfter, Unix seconds) of the TLS certificate in use, by listener (ingest, admin)."},
+	{MetricTLSReloadErrors, "counter", "listener", "Failed loads of a changed TLS certificate and key (the previous pair stays in use), by listener."},
 }
 
 // helpOf maps a family name to its HELP text, escaped for the text format.
@@ -111,6 +117,17 @@ func helpIndex(c []MetricInfo) map[string]string {
 	return m
 }
 
+// Metrics of the front door's edge features: rate limits, Idempotency-Key
+// replays, TLS certificates.
+const (
+	MetricRateLimitedRequests = "sluice_ingest_rate_limited_requests_total"
+	MetricRateLimitedEvents   = "sluice_ingest_rate_limited_events_total"
+	MetricRateAdmittedEvents  = "sluice_ingest_rate_admitted_events_total"
+	MetricIdempotentReplays   = "sluice_ingest_idempotent_replays_total"
+	MetricTLSCertExpiry       = "sluice_tls_certificate_expiry_timestamp_seconds"
+	MetricTLSReloadErrors     = "sluice_tls_reload_errors_total"
+)
+
 // MetricReadLimitRejected counts the 503s of requests that waited
 // --read-queue-timeout for a body-read slot (--max-concurrent-reads).
 const MetricReadLimitRejected = "sluice_ingest_read_limit_rejections_total"
@@ -125,7 +142,7 @@ const (
 )
 
 // statusCodes are the ingest statuses pre-registered so that they show as 0.
-var statusCodes = []int{200, 400, 401, 404, 405, 413, 415, 500, 503, 504}
+var statusCodes = []int{200, 204, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503, 504}
 
 // Metrics is the gateway's metric set. One per App; its Set is exposed at
 // GET /metrics on the admin listener.
@@ -144,6 +161,8 @@ type Metrics struct {
 	recvBlockBytes *metrics.Gauge
 	readRejected   *metrics.Counter
 	dlq            map[string]*metrics.Counter
+
+	idempotentReplays *metrics.Counter
 
 	// Totals across labels and the sink's latency, for Traffic.
 	requestsTotal  atomic.Uint64
@@ -196,7 +215,9 @@ func newMetrics(g gaugeFuncs) *Metrics {
 		ackLatency:     s.NewPrometheusHistogram(MetricIngestAckLatency),
 		recvBlockBytes: s.NewGauge(MetricRecvBlockBytes, nil),
 		readRejected:   s.NewCounter(MetricReadLimitRejected),
-		dlq:            make(map[string]*metrics.Counter),
+
+		idempotentReplays: s.NewCounter(MetricIdempotentReplays),
+		dlq:               make(map[string]*metrics.Counter),
 	}
 	for _, c := range statusCodes {
 		m.requests[c] = s.NewCounter(fmt.Sprintf(`%s{code="%d"}`, MetricIngestRequests, c))
@@ -345,6 +366,32 @@ func (m *Metrics) gateRejection(source string) {
 }
 
 func (m *Metrics) readLimitRejection() { m.readRejected.Inc() }
+
+// tlsListener registers the certificate metrics of a TLS listener.
+func (m *Metrics) tlsListener(name string) (expiry *metrics.Gauge, failures *metrics.Counter) {
+	return m.set.GetOrCreateGauge(fmt.Sprintf(`%s{listener=%q}`, MetricTLSCertExpiry, name), nil),
+		m.set.GetOrCreateCounter(fmt.Sprintf(`%s{listener=%q}`, MetricTLSReloadErrors, name))
+}
+
+// rateMetrics are one rate-limited tenant's counters.
+type rateMetrics struct {
+	limitedRequests, limitedEvents, admittedEvents *metrics.Counter
+}
+
+// tenantRate registers t's rate-limit counters; nil when t has no limit.
+func (m *Metrics) tenantRate(t *tenant) *rateMetrics {
+	if t.rate <= 0 {
+		return nil
+	}
+	c := func(name string) *metrics.Counter {
+		return m.set.GetOrCreateCounter(fmt.Sprintf(`%s{tenant=%q}`, name, t.label))
+	}
+	return &rateMetrics{
+		limitedRequests: c(MetricRateLimitedRequests),
+		limitedEvents:   c(MetricRateLimitedEvents),
+		admittedEvents:  c(MetricRateAdmittedEvents),
+	}
+}
 
 func (m *Metrics) dlqEvent(class string) {
 	c, ok := m.dlq[class]

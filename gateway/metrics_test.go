@@ -47,6 +47,14 @@ func exercisedMetrics() *Metrics {
 	m.driverRestarts.Inc()
 	m.ackLatency.Update(0.01)
 	m.recvBlockBytes.Set(10)
+	rl := m.tenantRate(&tenant{label: "acme", rate: 10})
+	rl.limitedRequests.Inc()
+	rl.limitedEvents.Add(3)
+	rl.admittedEvents.Add(7)
+	m.idempotentReplays.Inc()
+	expiry, failures := m.tlsListener("ingest")
+	expiry.Set(1.8e9)
+	failures.Inc()
 	return m
 }
 

@@ -31,6 +31,16 @@ type Ack struct {
 	lease  *governor.Lease
 	start  time.Time
 	tenant string // tenant name ("" = default)
+	// headers are every record's headers (Idempotency-Key, metadata;
+	// shared, never written in place), nil for none.
+	headers []engine.Header
+	// res collects per-event results (?results=true); nil when not asked.
+	res *eventResults
+	// dlqAt are the event indexes of the receiver's dead letters, in
+	// order (nil: none), and dlqCur the first not yet passed: RecvLimited
+	// turns a span's index into its event's index (Record.Seq) with them.
+	dlqAt  []uint32
+	dlqCur int
 
 	written      atomic.Int64 // records of this request the sink accepted
 	deadLettered atomic.Int64 // dead letters of this request the DLQ sink accepted
@@ -44,10 +54,24 @@ func newAck(id uint64, out *splitOut, lease *governor.Lease) *Ack {
 		id: id, body: out.body, spans: out.spans, topic: out.topic, dlq: out.dlq, inputs: out.inputs(),
 		queued: out.bytes, lease: lease, start: time.Now(), done: make(chan error, 1),
 	}
-	for i := range a.dlq {
-		a.queued += int64(a.dlq[i].Record.Size())
+	if len(a.dlq) > 0 {
+		a.dlqAt = make([]uint32, len(a.dlq), cap(a.dlq))
+		for i := range a.dlq {
+			a.queued += int64(a.dlq[i].Record.Size())
+			a.dlqAt[i] = a.dlq[i].Record.Seq
+		}
 	}
 	return a
+}
+
+// eventOf returns the event index of the span at index span: the spans
+// are the events that are not receiver dead letters. Spans are asked in
+// order.
+func (a *Ack) eventOf(span int) uint32 {
+	for a.dlqCur < len(a.dlqAt) && int(a.dlqAt[a.dlqCur]) <= span+a.dlqCur {
+		a.dlqCur++
+	}
+	return uint32(span + a.dlqCur)
 }
 
 // The bookkeeping a request holds while it is in flight, beyond its body's
@@ -57,8 +81,8 @@ const (
 	// spanCost is the bytes of one record: its span.
 	spanCost = int64(unsafe.Sizeof(span{}))
 	// deadLetterCost is the bytes of one dead letter before its reason's
-	// text: its engine.DLQEntry.
-	deadLetterCost = int64(unsafe.Sizeof(engine.DLQEntry{}))
+	// text: its engine.DLQEntry and its event index (Ack.dlqAt).
+	deadLetterCost = int64(unsafe.Sizeof(engine.DLQEntry{})) + 4
 	// requestCost is the fixed part: the Ack, its channel and lease, the
 	// split's state.
 	requestCost = 4 << 10
@@ -275,7 +299,11 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 				full = true
 				break
 			}
-			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Tag: a.id})
+			seq := uint32(a.next)
+			if a.dlqAt != nil {
+				seq = a.eventOf(a.next)
+			}
+			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Headers: a.headers, Tag: a.id, Seq: seq})
 			a.next++
 			bytes += sz
 			a.queued -= sz

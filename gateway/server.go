@@ -3,12 +3,12 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +25,26 @@ const streamAbove = 64 << 10
 // (larger: 431). It is also each connection's read buffer.
 const readBufferSize = 8 << 10
 
-// tenant is a resolved API key.
+// tenant is the tenant of a resolved API key.
 type tenant struct {
 	name  string
 	topic string // "" = the sink's default topic
+	// label names the tenant in metrics and the sluice-tenant header: its
+	// name, or defaultTenantName.
+	label string
+	// origins are the CORS origins of its keys (its own, else
+	// cors.origins); nil: no CORS for it.
+	origins *originSet
+	// rate and burst are each of its keys' limit (rate 0: none).
+	rate, burst int
+	rl          *rateMetrics // nil without a limit
+}
+
+// apiKey is one API key (or, with open ingest, everyone): its tenant and
+// its own token bucket.
+type apiKey struct {
+	t      *tenant
+	bucket *bucket // nil: no rate limit
 }
 
 // keyHash is the SHA-256 of an API key. Keys are looked up by their hash,
@@ -90,10 +106,15 @@ type Server struct {
 	gov    *governor.Governor
 	m      *Metrics
 	log    *slog.Logger
-	keys   map[keyHash]*tenant // nil: ingest is open (default tenant)
-	def    *tenant
+	keys   map[keyHash]*apiKey // nil: ingest is open (the key open)
+	open   *apiKey
 	ready  func() error
 	nextID atomic.Uint64
+
+	cors    *corsPolicy // nil: no origin configured anywhere
+	idem    *idemCache  // nil: Idempotency-Key is ignored
+	proxies proxySet
+	tls     *certReloader // nil: plain HTTP
 
 	srv *fasthttp.Server
 	ln  net.Listener
@@ -106,17 +127,44 @@ type Server struct {
 // newServer builds the front door; ready reports nil when sluice can take
 // traffic (the sink is healthy and it is not shutting down).
 func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, log *slog.Logger, ready func() error) *Server {
-	s := &Server{cfg: cfg, recv: recv, gov: gov, m: m, log: log, ready: ready, def: &tenant{}}
+	s := &Server{cfg: cfg, recv: recv, gov: gov, m: m, log: log, ready: ready,
+		cors: newCORSPolicy(cfg), proxies: newProxySet(cfg.TrustedProxies)}
 	s.setLimits(ServerConfig{MaxEvents: cfg.MaxEvents, MaxConcurrentReads: cfg.MaxConcurrentReads, ReadQueueTimeout: cfg.ReadQueueTimeout})
+	if cfg.IdempotencyWindow > 0 {
+		s.idem = newIdemCache(cfg.IdempotencyWindow, cfg.IdempotencyMaxKeys, int64(cfg.MemoryLimit)/32)
+	}
+	global := newOriginSet(cfg.CORS.Origins)
+	def := &tenant{label: defaultTenantName, origins: global, rate: cfg.RateLimit, burst: burstOf(cfg.RateLimit, cfg.RateBurst)}
+	def.rl = m.tenantRate(def)
+	newKey := func(t *tenant) *apiKey {
+		k := &apiKey{t: t}
+		if t.rate > 0 {
+			k.bucket = newBucket(t.rate, t.burst)
+		}
+		return k
+	}
+	s.open = newKey(def)
 	if len(cfg.APIKeys) > 0 || len(cfg.Tenants) > 0 {
-		s.keys = make(map[keyHash]*tenant)
+		s.keys = make(map[keyHash]*apiKey)
 		for _, k := range cfg.APIKeys {
-			s.keys[sha256.Sum256([]byte(k))] = s.def
+			s.keys[sha256.Sum256([]byte(k))] = newKey(def)
 		}
 		for _, t := range cfg.Tenants {
-			tt := &tenant{name: t.Name, topic: t.Topic}
+			tt := &tenant{name: t.Name, topic: t.Topic, label: t.Name, origins: global, rate: def.rate, burst: def.burst}
+			if len(t.CORS.Origins) > 0 {
+				tt.origins = newOriginSet(t.CORS.Origins)
+			}
+			switch {
+			case t.RateLimit < 0:
+				tt.rate, tt.burst = 0, 0
+			case t.RateLimit > 0:
+				tt.rate, tt.burst = t.RateLimit, burstOf(t.RateLimit, t.RateBurst)
+			case t.RateBurst > 0:
+				tt.burst = t.RateBurst
+			}
+			tt.rl = m.tenantRate(tt)
 			for _, k := range t.Keys {
-				s.keys[sha256.Sum256([]byte(k))] = tt
+				s.keys[sha256.Sum256([]byte(k))] = newKey(tt)
 			}
 		}
 	}
@@ -138,6 +186,14 @@ func newServer(cfg *Config, recv *Receiver, gov *governor.Governor, m *Metrics, 
 	return s
 }
 
+// burstOf is a bucket's size: burst, or one second's worth of rate.
+func burstOf(rate, burst int) int {
+	if burst > 0 {
+		return burst
+	}
+	return rate
+}
+
 // setLimits sets the request limits (zero fields: defaults). Call before
 // the server serves.
 func (s *Server) setLimits(c ServerConfig) {
@@ -153,6 +209,16 @@ func (s *Server) listen() error {
 	}
 	s.ln = ln
 	return nil
+}
+
+// serve serves the bound listener (over TLS with a certificate) until
+// shutdown.
+func (s *Server) serve() error {
+	ln := s.ln
+	if s.tls != nil {
+		ln = s.tls.listener(ln)
+	}
+	return s.srv.Serve(ln)
 }
 
 // Addr returns the bound address.
@@ -178,14 +244,23 @@ func (s *Server) errorHandler(ctx *fasthttp.RequestCtx, err error) {
 		err = ErrMalformedRequest
 	}
 	ctx.SetConnectionClose()
+	if s.cors != nil {
+		if origin := ctx.Request.Header.Peek("Origin"); s.cors.union.allows(origin) {
+			s.cors.allow(ctx, origin)
+		}
+	}
 	s.m.request(writeError(ctx, err, 0))
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/v1/events":
-		code := s.ingest(ctx)
-		if code != fasthttp.StatusOK {
+		if ctx.IsOptions() {
+			s.m.request(s.preflight(ctx))
+			return
+		}
+		code, unread := s.ingest(ctx)
+		if unread {
 			s.drainUnread(ctx)
 		}
 		s.m.request(code)
@@ -251,19 +326,116 @@ func writeJSON(ctx *fasthttp.RequestCtx, code int, body string) {
 	ctx.SetBodyString(body + "\n")
 }
 
-// ingest serves POST /v1/events and returns the status it answered.
-func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
+// ingest serves POST /v1/events and returns the status it answered and
+// whether the body may be left unread (to drain). In order: the CORS
+// headers of the origin, the method, the key, the tenant's origins, the
+// Idempotency-Key (a remembered answer is replayed here), then process.
+func (s *Server) ingest(ctx *fasthttp.RequestCtx) (int, bool) {
+	var origin []byte
+	if s.cors != nil {
+		// Before the key is known every answer to an origin some tenant
+		// allows carries the CORS headers (cors.go).
+		if origin = ctx.Request.Header.Peek("Origin"); s.cors.union.allows(origin) {
+			s.cors.allow(ctx, origin)
+		}
+	}
 	if !ctx.IsPost() {
 		code := writeError(ctx, ErrMethodNotAllowed, 0)
 		ctx.Response.Header.Set("Allow", "POST")
-		return code
+		return code, true
 	}
-	t, err := s.auth(ctx)
+	k, err := s.auth(ctx)
 	if err != nil {
-		return writeError(ctx, err, 0)
+		return writeError(ctx, err, 0), true
+	}
+	if len(origin) > 0 && s.cors != nil {
+		switch {
+		case k.t.origins == nil:
+			s.cors.strip(ctx) // a tenant without CORS: as if none were configured
+		case !k.t.origins.allows(origin):
+			s.cors.strip(ctx)
+			return writeError(ctx, ErrOriginNotAllowed, 0), true
+		}
+	}
+	if s.idem != nil {
+		key, err := idempotencyKey(ctx)
+		if err != nil {
+			return writeError(ctx, err, 0), true
+		}
+		if key != nil {
+			return s.ingestOnce(ctx, k, key)
+		}
+	}
+	code := s.process(ctx, k, nil)
+	return code, code != fasthttp.StatusOK
+}
+
+// ingestOnce serves a request with an Idempotency-Key: it replays the
+// answer remembered for the key (Idempotent-Replayed: true), or waits for
+// the key's first request still in flight and looks again, or processes
+// the request and remembers its answer when it is final (remembered).
+func (s *Server) ingestOnce(ctx *fasthttp.RequestCtx, k *apiKey, key []byte) (int, bool) {
+	ck := cacheKey(k.t.name, key)
+	var timer *time.Timer
+	for {
+		ans, inflight, own := s.idem.begin(ck, time.Now())
+		switch {
+		case ans != nil:
+			s.m.idempotentReplays.Inc()
+			ctx.SetStatusCode(ans.code)
+			ctx.SetContentType("application/json")
+			ctx.SetBody(ans.body)
+			ctx.Response.Header.Set("Idempotent-Replayed", "true")
+			return ans.code, true
+		case inflight != nil:
+			if timer == nil {
+				timer = time.NewTimer(s.cfg.AckTimeout + s.lim.ReadQueueTimeout + time.Second)
+				defer timer.Stop()
+			}
+			select {
+			case <-inflight:
+				continue
+			case <-timer.C:
+				return writeError(ctx, ErrIdempotencyInFlight, 0), true
+			}
+		}
+		code := s.processOnce(ctx, k, key, own)
+		return code, code != fasthttp.StatusOK
+	}
+}
+
+// processOnce processes the first request of an Idempotency-Key and
+// finishes own with its answer, remembered when final.
+func (s *Server) processOnce(ctx *fasthttp.RequestCtx, k *apiKey, key []byte, own *idemEntry) int {
+	finished := false
+	defer func() {
+		if !finished { // a panic: forget the key, wake the waiters
+			s.idem.finish(own, nil, time.Now())
+		}
+	}()
+	code := s.process(ctx, k, key)
+	var ans *idemAnswer
+	if remembered(code) {
+		ans = &idemAnswer{code: code, body: bytes.Clone(ctx.Response.Body())}
+	}
+	finished = true
+	s.idem.finish(own, ans, time.Now())
+	return code
+}
+
+// process takes one request past its key and idempotency check: the gate,
+// the key's rate limit (an empty bucket refuses before the body is read),
+// the body (read, decompressed, split), the rate limit again (the whole
+// request's events, or nothing), the queue, the ack; then the answer with
+// the counts (and per-event results when asked). idemKey (nil: none) goes
+// into each record's idempotency-key header.
+func (s *Server) process(ctx *fasthttp.RequestCtx, k *apiKey, idemKey []byte) int {
+	var received time.Time
+	if s.cfg.RecordMetadata {
+		received = time.Now()
 	}
 	if s.pipelineErr != nil {
-		if err := s.pipelineErr(t.name); err != nil {
+		if err := s.pipelineErr(k.t.name); err != nil {
 			return writeError(ctx, err, 0)
 		}
 	}
@@ -277,6 +449,11 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 			perr.Err = ErrSinkUnavailable
 		}
 		return writeError(ctx, perr, time.Second)
+	}
+	if k.bucket != nil {
+		if w := k.bucket.empty(time.Now()); w > 0 {
+			return s.rateLimited(ctx, k, 0, w)
+		}
 	}
 	kind, err := bodyKindOf(ctx.Request.Header.ContentType())
 	if err != nil {
@@ -305,7 +482,7 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 		s.m.readLimitRejection()
 		return writeError(ctx, err, time.Second)
 	}
-	a, err := s.readAndSplit(ctx, &slot, t, kind, enc, cl, maxBody)
+	a, err := s.readAndSplit(ctx, &slot, k.t, kind, enc, cl, maxBody)
 	slot.release()
 	if err != nil {
 		if errors.Is(err, ErrReadLimit) {
@@ -313,6 +490,39 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 		}
 		return writeError(ctx, err, time.Second)
 	}
+	if k.bucket != nil {
+		if a.inputs > k.t.burst {
+			a.lease.Release()
+			return s.rateLimited(ctx, k, a.inputs, 0)
+		}
+		if w := k.bucket.take(a.inputs, time.Now()); w > 0 {
+			a.lease.Release()
+			return s.rateLimited(ctx, k, a.inputs, w)
+		}
+		k.t.rl.admittedEvents.Add(a.inputs)
+	}
+	if len(ctx.URI().QueryString()) > 0 && ctx.QueryArgs().GetBool("results") {
+		a.res = newEventResults(a.inputs)
+	}
+	a.headers = s.requestHeaders(ctx, k.t, idemKey, received)
+	code := s.enqueueAndWait(ctx, a)
+	if code >= 500 && k.bucket != nil {
+		// Nothing of a 5xx is acknowledged: its retry pays again.
+		k.bucket.refund(a.inputs)
+	}
+	return code
+}
+
+// rateLimited answers a request refused by its key's rate limit: 429
+// with Retry-After (wait), or 413 for more events than the burst.
+func (s *Server) rateLimited(ctx *fasthttp.RequestCtx, k *apiKey, events int, wait time.Duration) int {
+	k.t.rl.limitedRequests.Inc()
+	k.t.rl.limitedEvents.Add(events)
+	return writeError(ctx, &RateLimitError{Limit: k.t.rate, Burst: k.t.burst, Events: events, RetryAfter: wait}, 0)
+}
+
+// enqueueAndWait queues the request, waits for its ack and answers.
+func (s *Server) enqueueAndWait(ctx *fasthttp.RequestCtx, a *Ack) int {
 	if err := s.recv.Enqueue(a); err != nil {
 		a.lease.Release()
 		var pe *PressureError
@@ -335,13 +545,15 @@ func (s *Server) ingest(ctx *fasthttp.RequestCtx) int {
 	}
 	s.m.ackLatency.UpdateDuration(a.start)
 	acc, drop, dead := a.Counts()
-	buf := make([]byte, 0, 64)
-	buf = append(buf, `{"accepted":`...)
-	buf = strconv.AppendInt(buf, acc, 10)
-	buf = append(buf, `,"dropped":`...)
-	buf = strconv.AppendInt(buf, drop, 10)
-	buf = append(buf, `,"dead_lettered":`...)
-	buf = strconv.AppendInt(buf, dead, 10)
+	size := 64
+	if a.res != nil {
+		size += a.res.resultsBodySize()
+	}
+	buf := appendCounts(make([]byte, 0, size), acc, drop, dead)
+	if a.res != nil {
+		buf = append(buf, ',')
+		buf = a.res.appendJSON(buf)
+	}
 	buf = append(buf, '}', '\n')
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
@@ -387,25 +599,59 @@ func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, slot *readSlot, t *tenan
 	return a, nil
 }
 
-// auth resolves the API key to a tenant in time independent of the bytes of
-// the valid keys (keyHash).
-func (s *Server) auth(ctx *fasthttp.RequestCtx) (*tenant, error) {
+// auth resolves the API key in time independent of the bytes of the
+// valid keys (keyHash). The key is, first found first: the X-API-Key
+// header, Authorization: Bearer KEY, Authorization: Basic with the key as
+// the user name (the password is ignored; the Segment and RudderStack
+// convention), or the query's api_key (what a beacon can send).
+func (s *Server) auth(ctx *fasthttp.RequestCtx) (*apiKey, error) {
 	if s.keys == nil {
-		return s.def, nil
+		return s.open, nil
 	}
 	key := ctx.Request.Header.Peek("X-API-Key")
+	var basic [192]byte
 	if len(key) == 0 {
-		if h := ctx.Request.Header.Peek("Authorization"); len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")) {
+		h := ctx.Request.Header.Peek("Authorization")
+		switch {
+		case len(h) > 7 && bytes.EqualFold(h[:7], []byte("bearer ")):
 			key = bytes.TrimSpace(h[7:])
+		case len(h) > 6 && bytes.EqualFold(h[:6], []byte("basic ")):
+			key = basicUser(bytes.TrimSpace(h[6:]), basic[:0])
 		}
+	}
+	if len(key) == 0 && len(ctx.URI().QueryString()) > 0 {
+		key = ctx.QueryArgs().Peek("api_key")
 	}
 	if len(key) == 0 {
 		return nil, ErrUnauthorized
 	}
-	if t, ok := s.keys[sha256.Sum256(key)]; ok {
-		return t, nil
+	if k := s.lookupKey(key); k != nil {
+		return k, nil
 	}
 	return nil, ErrUnauthorized
+}
+
+// lookupKey returns the key's entry by its hash (nil: unknown, or open
+// ingest).
+func (s *Server) lookupKey(key []byte) *apiKey {
+	return s.keys[sha256.Sum256(key)]
+}
+
+// basicUser returns the user name of HTTP Basic credentials (base64 of
+// "user:password"), decoded into buf when it fits; nil when they do not
+// decode.
+func basicUser(enc, buf []byte) []byte {
+	n := base64.StdEncoding.DecodedLen(len(enc))
+	if n > cap(buf) {
+		buf = make([]byte, 0, n)
+	}
+	dst := buf[:n]
+	n, err := base64.StdEncoding.Decode(dst, enc)
+	if err != nil {
+		return nil
+	}
+	user, _, _ := bytes.Cut(dst[:n], []byte{':'})
+	return user
 }
 
 // bodyKindOf maps a Content-Type to how the body is split.

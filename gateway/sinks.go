@@ -139,7 +139,9 @@ type tallySink struct {
 // Write writes recs and credits each record the sink accepted to its
 // request: all of them on nil, all but the failed ones on an
 // *engine.RecordErrors (returned unchanged: the driver dead-letters those,
-// and WriteDLQ credits them as dead letters), none on any other error.
+// and WriteDLQ credits them as dead letters), none on any other error. A
+// request that asked for per-event results has each accepted record's
+// event (Record.Seq) marked.
 func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -174,6 +176,9 @@ func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 			}
 		}
 		n++
+		if a.res != nil {
+			a.res.accepted(recs[i].Seq)
+		}
 	}
 	if a != nil {
 		a.written.Add(n)
@@ -181,7 +186,8 @@ func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 	return err
 }
 
-// WriteDLQ writes entries and, on success, credits each to its request.
+// WriteDLQ writes entries and, on success, credits each to its request
+// (and marks its event's result, when asked).
 func (t *tallySink) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -195,6 +201,9 @@ func (t *tallySink) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) err
 		t.m.dlqEvent(reasonClass(e.Reason, e.Stage))
 		if a := t.recv.lookup(e.Record.Tag); a != nil {
 			a.deadLettered.Add(1)
+			if a.res != nil {
+				a.res.deadLettered(e.Record.Seq, e.Reason)
+			}
 		}
 	}
 	return nil

@@ -81,7 +81,7 @@ func (o *splitOut) tooLarge(v []byte) {
 
 func (o *splitOut) reject(v []byte, reason string) {
 	o.dlq = append(o.dlq, engine.DLQEntry{
-		Record: engine.Record{Value: v, Topic: o.topic, Tag: o.tag, Format: engine.FormatRaw},
+		Record: engine.Record{Value: v, Topic: o.topic, Tag: o.tag, Seq: uint32(o.inputs()), Format: engine.FormatRaw},
 		Reason: reason,
 		Stage:  "receiver",
 	})

@@ -8,6 +8,12 @@ import (
 	"github.com/sluicehq/sluice/wasmhost"
 )
 
+// defaultTenantName names the default tenant (the keys of api_keys, or
+// everyone with open ingest) where a tenant needs a name: metrics labels
+// and the sluice-tenant header. It is also its pipeline's name
+// (wasmhost.DefaultPipeline), so no tenant may take it.
+const defaultTenantName = wasmhost.DefaultPipeline
+
 // pipelineName is the WASM host pipeline of a tenant ("" = default).
 func pipelineName(tenant string) string {
 	if tenant == "" {

@@ -5,10 +5,11 @@
 //	sluice load [flags]     the load generator
 //	sluice version          print the version
 //
-// main reads: start in order → serve → wait for SIGTERM/SIGINT (or a part
-// that died: exit 1) → stop in reverse, each step logged with its duration
-// (see gateway.App). A second SIGTERM/SIGINT during the stop exits at once
-// with 128 + the signal's number.
+// main reads: start in order → serve (SIGHUP reloads the TLS certificates)
+// → wait for SIGTERM/SIGINT (or a part that died: exit 1) → stop in
+// reverse, each step logged with its duration (see gateway.App). A second
+// SIGTERM/SIGINT during the stop exits at once with 128 + the signal's
+// number.
 package main
 
 import (
@@ -123,9 +124,15 @@ func shutdownSignals() (ctx context.Context, again <-chan os.Signal, stop func()
 }
 
 // run is `sluice run`: start in order, serve until ctx is done (SIGTERM,
-// SIGINT) or a part of the App dies (exit 1), stop in reverse. A signal on
-// again during the stop exits at once, the drain unfinished.
+// SIGINT) or a part of the App dies (exit 1), reloading on SIGHUP, stop in
+// reverse. A signal on again during the stop exits at once, the drain
+// unfinished.
 func run(ctx context.Context, again <-chan os.Signal, args []string, stdout, stderr io.Writer) int {
+	// SIGHUP reloads (App.Reload); caught from the start, so an early one
+	// does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := gateway.LoadConfig(args, nil, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -147,12 +154,19 @@ func run(ctx context.Context, again <-chan os.Signal, args []string, stdout, std
 	}
 	logger.Info("sluice started", "version", versionString(), "duration", time.Since(t))
 	code := 0
-	select {
-	case <-ctx.Done():
-		logger.Info("signal received; shutting down (a second signal exits at once)", "deadline", cfg.ShutdownTimeout)
-	case err := <-app.Failed():
-		logger.Error("shutting down after a failure", "err", err, "deadline", cfg.ShutdownTimeout)
-		code = 1
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			logger.Info("signal received; shutting down (a second signal exits at once)", "deadline", cfg.ShutdownTimeout)
+			wait = false
+		case err := <-app.Failed():
+			logger.Error("shutting down after a failure", "err", err, "deadline", cfg.ShutdownTimeout)
+			code = 1
+			wait = false
+		case <-hup:
+			logger.Info("SIGHUP: reloading the TLS certificates")
+			_ = app.Reload() // failures are logged; the previous certificates stay
+		}
 	}
 	t = time.Now()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+10*time.Second)
