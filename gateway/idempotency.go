@@ -22,16 +22,21 @@ import (
 // maxIdempotencyKey is the longest Idempotency-Key accepted.
 const maxIdempotencyKey = 255
 
-// idemShards is the number of independently locked parts of the cache.
-const idemShards = 16
+// The cache is cut into up to maxIdemShards independently locked parts of
+// at least idemShardKeys keys each (a small cache is one exact LRU).
+const (
+	maxIdemShards = 16
+	idemShardKeys = 4096
+)
 
 // idemCache remembers answers by tenant and Idempotency-Key: at most
-// maxKeys entries (least recently used forgotten first) and maxBytes of
-// answers, each for window after it was answered. Safe for concurrent use.
+// maxKeys entries (least recently used forgotten first, per shard) and
+// maxBytes of answers, each for window after it was answered. Safe for
+// concurrent use.
 type idemCache struct {
 	window time.Duration
 	seed   maphash.Seed
-	shards [idemShards]idemShard
+	shards []idemShard
 }
 
 // idemShard is one locked part of the cache: a map and an LRU list.
@@ -67,11 +72,14 @@ const idemEntryCost = 192
 
 // newIdemCache returns a cache of maxKeys entries and maxBytes of answers.
 func newIdemCache(window time.Duration, maxKeys int, maxBytes int64) *idemCache {
-	c := &idemCache{window: window, seed: maphash.MakeSeed()}
-	perKeys := max(1, (maxKeys+idemShards-1)/idemShards)
-	perBytes := max(1<<20, maxBytes/idemShards)
+	n := min(max(1, maxKeys/idemShardKeys), maxIdemShards)
+	c := &idemCache{window: window, seed: maphash.MakeSeed(), shards: make([]idemShard, n)}
 	for i := range c.shards {
-		c.shards[i] = idemShard{m: map[string]*idemEntry{}, maxKeys: perKeys, maxBytes: perBytes}
+		keys := maxKeys / n
+		if i < maxKeys%n {
+			keys++
+		}
+		c.shards[i] = idemShard{m: map[string]*idemEntry{}, maxKeys: keys, maxBytes: max(64<<10, maxBytes/int64(n))}
 	}
 	return c
 }
@@ -85,7 +93,10 @@ func cacheKey(tenant string, key []byte) string {
 }
 
 func (c *idemCache) shard(key string) *idemShard {
-	return &c.shards[maphash.String(c.seed, key)%idemShards]
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
 // begin looks key up. It returns the remembered answer (replay it), or the

@@ -25,13 +25,16 @@ func newBucket(rate, burst int) *bucket {
 }
 
 // refill adds the tokens earned since the last call. b.mu is held.
+// A caller's clock reading may be older than the last one (taken before
+// it waited for the lock): time only moves forward.
 func (b *bucket) refill(now time.Time) {
-	if !b.last.IsZero() {
-		if d := now.Sub(b.last); d > 0 {
-			b.tokens = math.Min(b.burst, b.tokens+d.Seconds()*b.rate)
-		}
+	switch {
+	case b.last.IsZero():
+		b.last = now
+	case now.After(b.last):
+		b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
 	}
-	b.last = now
 }
 
 // waitFor returns how long until the bucket holds n tokens. b.mu is held.

@@ -430,10 +430,6 @@ func (s *Server) processOnce(ctx *fasthttp.RequestCtx, k *apiKey, key []byte, ow
 // the counts (and per-event results when asked). idemKey (nil: none) goes
 // into each record's idempotency-key header.
 func (s *Server) process(ctx *fasthttp.RequestCtx, k *apiKey, idemKey []byte) int {
-	var received time.Time
-	if s.cfg.RecordMetadata {
-		received = time.Now()
-	}
 	if s.pipelineErr != nil {
 		if err := s.pipelineErr(k.t.name); err != nil {
 			return writeError(ctx, err, 0)
@@ -504,7 +500,7 @@ func (s *Server) process(ctx *fasthttp.RequestCtx, k *apiKey, idemKey []byte) in
 	if len(ctx.URI().QueryString()) > 0 && ctx.QueryArgs().GetBool("results") {
 		a.res = newEventResults(a.inputs)
 	}
-	a.headers = s.requestHeaders(ctx, k.t, idemKey, received)
+	a.headers = s.requestHeaders(ctx, k.t, idemKey, ctx.Time())
 	code := s.enqueueAndWait(ctx, a)
 	if code >= 500 && k.bucket != nil {
 		// Nothing of a 5xx is acknowledged: its retry pays again.
