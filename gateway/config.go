@@ -88,7 +88,7 @@ type Config struct {
 	Kafka KafkaOptions `embed:"" prefix:"kafka-" yaml:"kafka" group:"Kafka: connecting and producing" help:"Connecting to Kafka (TLS, SASL) and producing (compression, linger, record size, acks). Secrets never appear in logs, --help or the admin API."`
 	// APIKeys are accepted API keys of the default tenant. With no keys and
 	// no tenants, ingest is open.
-	APIKeys []string `name:"api-key" yaml:"api_keys" env:"SLUICE_API_KEYS" merge:"" placeholder:"KEY" help:"API keys of the default tenant, sent as \"Authorization: Bearer KEY\" or \"X-API-Key: KEY\"; repeatable, comma separated. Keys of the file, the environment and the flags add up. With no keys and no tenants, ingest is open."`
+	APIKeys []string `name:"api-key" yaml:"api_keys" env:"SLUICE_API_KEYS" merge:"" placeholder:"KEY" help:"API keys of the default tenant, sent as \"Authorization: Bearer KEY\", \"X-API-Key: KEY\", HTTP Basic auth with the key as the user name, or ?api_key=KEY (beacons); repeatable, comma separated. Keys of the file, the environment and the flags add up. With no keys and no tenants, ingest is open."`
 	// Tenants map API keys to tenants with their own default topic and
 	// pipeline.
 	Tenants []Tenant `kong:"-" yaml:"tenants" help:"Tenants: API keys mapped to a tenant with its own default topic and pipeline."`
