@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -75,8 +76,9 @@ func gz(t testing.TB, b []byte) []byte {
 }
 
 // hostileCorpus returns the corpus; statuses are the documented ones of
-// DESIGN.md (200 with counts, 400 unsplittable body, 401 bad key, 405
-// method, 413 too large, 415 unknown type or encoding).
+// DESIGN.md (200 with counts, 400 unsplittable body or Idempotency-Key,
+// 401 bad key, 403 an origin CORS does not allow, 405 method, 413 too
+// large, 415 unknown type or encoding).
 func hostileCorpus(t testing.TB) []hostileCase {
 	const jsonCT, ndjsonCT = "application/json", "application/x-ndjson"
 	deepOK := []byte(`{"id":"deep","a":` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + "}")
@@ -113,6 +115,16 @@ func hostileCorpus(t testing.TB) []hostileCase {
 		{name: "good gzip", ctype: ndjsonCT, header: []string{"Content-Encoding: gzip"}, body: good, want: []int{200}, counts: `"accepted":2`, ids: []string{"gz-1", "gz-2"}},
 		{name: "missing API key", noKey: true, ctype: jsonCT, body: []byte(`{"id":"nokey"}`), want: []int{401}},
 		{name: "wrong API key", noKey: true, header: []string{"Authorization: Bearer wrong"}, ctype: jsonCT, body: []byte(`{"id":"badkey"}`), want: []int{401}},
+		{name: "Basic auth not base64", noKey: true, header: []string{"Authorization: Basic %%%not-base64%%%"}, ctype: jsonCT, body: []byte(`{"id":"basic"}`), want: []int{401}},
+		{name: "Basic auth of 5 KiB", noKey: true, header: []string{"Authorization: Basic " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k"), 5<<10))}, ctype: jsonCT, body: []byte(`{"id":"basic-big"}`), want: []int{401}},
+		{name: "query key of 6 KiB", raw: []byte("POST /v1/events?api_key=" + strings.Repeat("q", 6<<10) + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"), want: []int{401}},
+		{name: "query key with broken escapes", raw: []byte("POST /v1/events?api_key=%zz%" + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"), want: []int{401}},
+		{name: "Idempotency-Key too long", ctype: jsonCT, header: []string{"Idempotency-Key: " + strings.Repeat("i", 300)}, body: []byte(`{"id":"idem-long"}`), want: []int{400}},
+		{name: "Idempotency-Key with a control byte", ctype: jsonCT, header: []string{"Idempotency-Key: a\x01b"}, body: []byte(`{"id":"idem-ctl"}`), want: []int{400}},
+		{name: "X-Forwarded-For garbage", ctype: jsonCT, header: []string{"X-Forwarded-For: ]]],::::,999.1.1.1, \xff"}, body: []byte(`{"id":"xff"}`), want: []int{200}, counts: `"accepted":1`, ids: []string{"xff"}},
+		{name: "results on a broken body", raw: []byte("POST /v1/events?results=true HTTP/1.1\r\nHost: x\r\nX-API-Key: " + inputKey + "\r\nContent-Type: application/json\r\nContent-Length: 6\r\nConnection: close\r\n\r\n{\"id\":"), want: []int{400}},
+		{name: "preflight without CORS configured", method: http.MethodOptions, header: []string{"Origin: https://evil.example", "Access-Control-Request-Method: POST"}, want: []int{403}},
+		{name: "OPTIONS that is not a preflight", method: http.MethodOptions, want: []int{405}},
 		{name: "GET", method: http.MethodGet, want: []int{405}},
 		{name: "PUT", method: http.MethodPut, ctype: jsonCT, body: []byte(`{"id":"put"}`), want: []int{405}},
 		{name: "DELETE", method: http.MethodDelete, want: []int{405}},

@@ -353,7 +353,7 @@ func TestEventIndexes(t *testing.T) {
 	}
 	recv := NewReceiver(ReceiverConfig{QueueBytes: 1 << 20})
 	a := newAck(9, &out, nil)
-	a.res = newEventResults(a.inputs)
+	a.extras().res = newEventResults(a.inputs)
 	if err := recv.Enqueue(a); err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestEventIndexes(t *testing.T) {
 	if err := tally.WriteDLQ(context.Background(), dead); err != nil {
 		t.Fatal(err)
 	}
-	got := string(a.res.appendJSON(nil))
+	got := string(a.results().appendJSON(nil))
 	want := `"results":[{"status":"dead_lettered","reason":"parse error: line 1 is not valid JSON"},{"status":"accepted"},` +
 		`{"status":"dead_lettered","reason":"unknown topic nope"},{"status":"dead_lettered","reason":"duplicate key \"d\""},` +
 		`{"status":"dropped"},{"status":"dead_lettered","reason":"parse error: line 6 is not valid JSON"},{"status":"accepted"}]`

@@ -31,6 +31,18 @@ type Ack struct {
 	lease  *governor.Lease
 	start  time.Time
 	tenant string // tenant name ("" = default)
+	// x holds what only some requests need (nil: none of it).
+	x *ackExtras
+
+	written      atomic.Int64 // records of this request the sink accepted
+	deadLettered atomic.Int64 // dead letters of this request the DLQ sink accepted
+	finished     atomic.Bool
+	done         chan error // capacity 1; receives the outcome once
+}
+
+// ackExtras is what a request holds beyond the common case, allocated
+// only when it needs any of it.
+type ackExtras struct {
 	// headers are every record's headers (Idempotency-Key, metadata;
 	// shared, never written in place), nil for none.
 	headers []engine.Header
@@ -41,11 +53,22 @@ type Ack struct {
 	// turns a span's index into its event's index (Record.Seq) with them.
 	dlqAt  []uint32
 	dlqCur int
+}
 
-	written      atomic.Int64 // records of this request the sink accepted
-	deadLettered atomic.Int64 // dead letters of this request the DLQ sink accepted
-	finished     atomic.Bool
-	done         chan error // capacity 1; receives the outcome once
+// extras returns a's extras, allocating them on first use.
+func (a *Ack) extras() *ackExtras {
+	if a.x == nil {
+		a.x = &ackExtras{}
+	}
+	return a.x
+}
+
+// results returns the request's per-event results (nil: not asked).
+func (a *Ack) results() *eventResults {
+	if a.x == nil {
+		return nil
+	}
+	return a.x.res
 }
 
 // newAck returns the token of a request whose body was split into out.
@@ -55,23 +78,24 @@ func newAck(id uint64, out *splitOut, lease *governor.Lease) *Ack {
 		queued: out.bytes, lease: lease, start: time.Now(), done: make(chan error, 1),
 	}
 	if len(a.dlq) > 0 {
-		a.dlqAt = make([]uint32, len(a.dlq), cap(a.dlq))
+		x := a.extras()
+		x.dlqAt = make([]uint32, len(a.dlq), cap(a.dlq))
 		for i := range a.dlq {
 			a.queued += int64(a.dlq[i].Record.Size())
-			a.dlqAt[i] = a.dlq[i].Record.Seq
+			x.dlqAt[i] = a.dlq[i].Record.Seq
 		}
 	}
 	return a
 }
 
 // eventOf returns the event index of the span at index span: the spans
-// are the events that are not receiver dead letters. Spans are asked in
-// order.
-func (a *Ack) eventOf(span int) uint32 {
-	for a.dlqCur < len(a.dlqAt) && int(a.dlqAt[a.dlqCur]) <= span+a.dlqCur {
-		a.dlqCur++
+// are the events that are not receiver dead letters (x.dlqAt). Spans are
+// asked in order.
+func (x *ackExtras) eventOf(span int) uint32 {
+	for x.dlqCur < len(x.dlqAt) && int(x.dlqAt[x.dlqCur]) <= span+x.dlqCur {
+		x.dlqCur++
 	}
-	return uint32(span + a.dlqCur)
+	return uint32(span + x.dlqCur)
 }
 
 // The bookkeeping a request holds while it is in flight, beyond its body's
@@ -288,6 +312,14 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 			}
 			a.dlq = nil
 		}
+		var headers []engine.Header
+		var x *ackExtras
+		if a.x != nil {
+			headers, x = a.x.headers, a.x
+			if x.dlqAt == nil {
+				x = nil
+			}
+		}
 		for a.next < len(a.spans) {
 			if len(b.Records) >= maxRecs {
 				full = true
@@ -300,10 +332,10 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 				break
 			}
 			seq := uint32(a.next)
-			if a.dlqAt != nil {
-				seq = a.eventOf(a.next)
+			if x != nil {
+				seq = x.eventOf(a.next)
 			}
-			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Headers: a.headers, Tag: a.id, Seq: seq})
+			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Headers: headers, Tag: a.id, Seq: seq})
 			a.next++
 			bytes += sz
 			a.queued -= sz

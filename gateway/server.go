@@ -498,9 +498,11 @@ func (s *Server) process(ctx *fasthttp.RequestCtx, k *apiKey, idemKey []byte) in
 		k.t.rl.admittedEvents.Add(a.inputs)
 	}
 	if len(ctx.URI().QueryString()) > 0 && ctx.QueryArgs().GetBool("results") {
-		a.res = newEventResults(a.inputs)
+		a.extras().res = newEventResults(a.inputs)
 	}
-	a.headers = s.requestHeaders(ctx, k.t, idemKey, ctx.Time())
+	if h := s.requestHeaders(ctx, k.t, idemKey, ctx.Time()); h != nil {
+		a.extras().headers = h
+	}
 	code := s.enqueueAndWait(ctx, a)
 	if code >= 500 && k.bucket != nil {
 		// Nothing of a 5xx is acknowledged: its retry pays again.
@@ -541,19 +543,18 @@ func (s *Server) enqueueAndWait(ctx *fasthttp.RequestCtx, a *Ack) int {
 	}
 	s.m.ackLatency.UpdateDuration(a.start)
 	acc, drop, dead := a.Counts()
-	size := 64
-	if a.res != nil {
-		size += a.res.resultsBodySize()
-	}
-	buf := appendCounts(make([]byte, 0, size), acc, drop, dead)
-	if a.res != nil {
-		buf = append(buf, ',')
-		buf = a.res.appendJSON(buf)
-	}
-	buf = append(buf, '}', '\n')
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")
-	ctx.SetBody(buf)
+	res := a.results()
+	if res == nil {
+		// A constant-size buffer stays on the stack (SetBody copies it).
+		buf := appendCounts(make([]byte, 0, 64), acc, drop, dead)
+		ctx.SetBody(append(buf, '}', '\n'))
+		return fasthttp.StatusOK
+	}
+	buf := appendCounts(make([]byte, 0, 64+res.resultsBodySize()), acc, drop, dead)
+	buf = res.appendJSON(append(buf, ','))
+	ctx.SetBody(append(buf, '}', '\n'))
 	return fasthttp.StatusOK
 }
 

@@ -160,6 +160,7 @@ func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 	t.m.sinkWrite(len(recs)-len(failed), start, nil)
 	var last uint64
 	var a *Ack
+	var res *eventResults
 	var n int64
 	for i := range recs {
 		if len(failed) > 0 && failed[0].Index == i {
@@ -174,10 +175,11 @@ func (t *tallySink) Write(ctx context.Context, recs []engine.Record) error {
 			if a == nil {
 				a = orphan
 			}
+			res = a.results()
 		}
 		n++
-		if a.res != nil {
-			a.res.accepted(recs[i].Seq)
+		if res != nil {
+			res.accepted(recs[i].Seq)
 		}
 	}
 	if a != nil {
@@ -201,8 +203,8 @@ func (t *tallySink) WriteDLQ(ctx context.Context, entries []engine.DLQEntry) err
 		t.m.dlqEvent(reasonClass(e.Reason, e.Stage))
 		if a := t.recv.lookup(e.Record.Tag); a != nil {
 			a.deadLettered.Add(1)
-			if a.res != nil {
-				a.res.deadLettered(e.Record.Seq, e.Reason)
+			if res := a.results(); res != nil {
+				res.deadLettered(e.Record.Seq, e.Reason)
 			}
 		}
 	}
