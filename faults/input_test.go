@@ -123,8 +123,10 @@ func hostileCorpus(t testing.TB) []hostileCase {
 		{name: "Idempotency-Key with a control byte", ctype: jsonCT, header: []string{"Idempotency-Key: a\x01b"}, body: []byte(`{"id":"idem-ctl"}`), want: []int{400}},
 		{name: "X-Forwarded-For garbage", ctype: jsonCT, header: []string{"X-Forwarded-For: ]]],::::,999.1.1.1, \xff"}, body: []byte(`{"id":"xff"}`), want: []int{200}, counts: `"accepted":1`, ids: []string{"xff"}},
 		{name: "results on a broken body", raw: []byte("POST /v1/events?results=true HTTP/1.1\r\nHost: x\r\nX-API-Key: " + inputKey + "\r\nContent-Type: application/json\r\nContent-Length: 6\r\nConnection: close\r\n\r\n{\"id\":"), want: []int{400}},
-		{name: "preflight without CORS configured", method: http.MethodOptions, header: []string{"Origin: https://evil.example", "Access-Control-Request-Method: POST"}, want: []int{403}},
+		{name: "preflight from an origin not allowed", method: http.MethodOptions, header: []string{"Origin: https://evil.example", "Access-Control-Request-Method: POST"}, want: []int{403}},
 		{name: "OPTIONS that is not a preflight", method: http.MethodOptions, want: []int{405}},
+		{name: "post from an origin not allowed", ctype: jsonCT, header: []string{"Origin: null"}, body: []byte(`{"id":"origin-null"}`), want: []int{403}},
+		{name: "origin with garbage", ctype: jsonCT, header: []string{"Origin: https://app.example\x00.evil"}, body: []byte(`{"id":"origin-nul"}`), want: []int{403, 400}},
 		{name: "GET", method: http.MethodGet, want: []int{405}},
 		{name: "PUT", method: http.MethodPut, ctype: jsonCT, body: []byte(`{"id":"put"}`), want: []int{405}},
 		{name: "DELETE", method: http.MethodDelete, want: []int{405}},
@@ -144,7 +146,10 @@ func hostileCorpus(t testing.TB) []hostileCase {
 // afterwards the process is alive and serves a good request.
 func TestFaultHostileInput(t *testing.T) {
 	c := newCluster(t)
-	p := startSluice(t, "--brokers", c.addr, "--memory-limit", "256MiB", "--api-key", inputKey)
+	// The edge features parse headers too: client addresses behind a
+	// trusted proxy (X-Forwarded-For), origins.
+	p := startSluice(t, "--brokers", c.addr, "--memory-limit", "256MiB", "--api-key", inputKey,
+		"--record-metadata", "--trusted-proxy", "127.0.0.1", "--cors-origin", "https://app.example")
 	var outcomes []string
 	acked := map[string]struct{}{}
 	for _, hc := range hostileCorpus(t) {

@@ -19,21 +19,30 @@ type devBanner struct {
 	tokenFrom           string // where the user's token came from ("" = generated)
 	brokerAddr          string // "" without the embedded broker
 	topic, dlqTopic     string
+	httpScheme          string // "http" or "https" (--tls-cert)
+	adminScheme         string // "http" or "https" (--admin-tls-cert)
 }
 
 // write prints the banner to w.
 func (b devBanner) write(w io.Writer) {
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nsluice is running (dev mode)\n\n")
-	fmt.Fprintf(&s, "  ingest:  curl -XPOST http://%s/v1/events -H 'Content-Type: application/json' -d '{\"event\":\"hello\"}'\n", hostPort(b.httpAddr))
-	fmt.Fprintf(&s, "  metrics: http://%s/metrics\n", hostPort(b.adminAddr))
+	hs, as := b.httpScheme, b.adminScheme
+	if hs == "" {
+		hs = "http"
+	}
+	if as == "" {
+		as = "http"
+	}
+	fmt.Fprintf(&s, "  ingest:  curl -XPOST %s://%s/v1/events -H 'Content-Type: application/json' -d '{\"event\":\"hello\"}'\n", hs, hostPort(b.httpAddr))
+	fmt.Fprintf(&s, "  metrics: %s://%s/metrics\n", as, hostPort(b.adminAddr))
 	if b.tokenFrom == "" {
-		fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' http://%s/admin/budget\n", b.adminToken, hostPort(b.adminAddr))
-		fmt.Fprintf(&s, "  console: http://%s/ui/#token=%s\n", hostPort(b.adminAddr), b.adminToken)
+		fmt.Fprintf(&s, "  admin:   curl -H 'Authorization: Bearer %s' %s://%s/admin/budget\n", b.adminToken, as, hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  console: %s://%s/ui/#token=%s\n", as, hostPort(b.adminAddr), b.adminToken)
 		fmt.Fprintf(&s, "  admin token: %s (generated for this run)\n", b.adminToken)
 	} else {
-		fmt.Fprintf(&s, "  admin:   curl -H \"Authorization: Bearer $TOKEN\" http://%s/admin/budget\n", hostPort(b.adminAddr))
-		fmt.Fprintf(&s, "  console: http://%s/ui/ (it asks for the token)\n", hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  admin:   curl -H \"Authorization: Bearer $TOKEN\" %s://%s/admin/budget\n", as, hostPort(b.adminAddr))
+		fmt.Fprintf(&s, "  console: %s://%s/ui/ (it asks for the token)\n", as, hostPort(b.adminAddr))
 		fmt.Fprintf(&s, "  admin token: the one you supplied (%s); not shown\n", b.tokenFrom)
 	}
 	if b.brokerAddr != "" {
@@ -60,6 +69,12 @@ func (a *App) printDevBanner() {
 	}
 	if a.broker != nil {
 		b.brokerAddr = a.broker.Addr()
+	}
+	if a.server.tls != nil {
+		b.httpScheme = "https"
+	}
+	if a.admin.tls != nil {
+		b.adminScheme = "https"
 	}
 	w := a.stdout
 	if a.cfg.Sink == SinkStdout {

@@ -555,3 +555,23 @@ func TestRateLimitError(t *testing.T) {
 		t.Fatal("403 / 409 mapping")
 	}
 }
+
+// TestEdgeChecksDoNotAllocate: the per-request checks of CORS, the rate
+// limit and the Idempotency-Key header allocate nothing.
+func TestEdgeChecksDoNotAllocate(t *testing.T) {
+	set := newOriginSet([]string{"https://app.example.com", "https://*.example.org"})
+	b := newBucket(1e9, 1e9)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.Set("Idempotency-Key", "8e03978e-40d5-43e8-bc93-6894a57f9324")
+	now := time.Now()
+	origin, wild := []byte("https://app.example.com"), []byte("https://a.example.org")
+	if n := testing.AllocsPerRun(1000, func() {
+		_ = set.allows(origin)
+		_ = set.allows(wild)
+		_ = b.empty(now)
+		_ = b.take(66, now)
+		_, _ = idempotencyKey(&ctx)
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}

@@ -67,7 +67,7 @@ type MetricInfo struct {
 // added to the set needs its row here: the tests fail naming any sluice_*
 // family served without a HELP text.
 var Catalog = []MetricInfo{
-	{MetricIngestRequests, "counter", "code", "Ingest requests answered, by HTTP status code (200, 400, 401, 413, 415, 503, 504, …)."},
+	{MetricIngestRequests, "counter", "code", "Ingest requests answered, by HTTP status code (200, 400, 401, 413, 415, 429, 503, 504, …; CORS preflights count as 204 or 403)."},
 	{MetricIngestEvents, "counter", "", "Events accepted into the receive queue (each record of a request that was enqueued)."},
 	{MetricIngestBytes, "counter", "", "Request body bytes (after decompression) accepted into the receive queue."},
 	{MetricGateRejections, "counter", "source", "Ingest requests answered 503 under pressure, by the pressure source that latched (memory_guard, go_heap, queue, sink); a source appears with its first rejection."},

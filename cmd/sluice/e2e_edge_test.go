@@ -216,6 +216,7 @@ tenants:
   - name: acme
     keys: [ka]
     topic: acme.events
+    rate_limit: 1
     cors:
       origins: ["https://*.acme.com"]
 `)
@@ -270,7 +271,8 @@ tenants:
 		{"other origin", evil, []string{"X-API-Key", "kd"}, `{"id":"x3"}`, 403, false},
 		{"a 401 is readable", app, []string{"X-API-Key", "wrong"}, `{"id":"x4"}`, 401, true},
 		{"a 400 is readable", app, []string{"X-API-Key", "kd"}, `{"id":`, 400, true},
-		{"a 415 is readable", shop, []string{"X-API-Key", "ka", "Content-Type", "text/xml"}, `<x/>`, 415, true},
+		{"a 415 is readable", app, []string{"X-API-Key", "kd", "Content-Type", "text/xml"}, `<x/>`, 415, true},
+		{"a 429 is readable", shop, []string{"X-API-Key", "ka"}, `{"id":"x5"}`, 429, true},
 	} {
 		h := tc.headers
 		if tc.origin != "" {
@@ -283,6 +285,9 @@ tenants:
 		}
 		if tc.cors && !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "Retry-After") {
 			t.Errorf("%s: Retry-After is not exposed: %v", tc.name, r.header)
+		}
+		if tc.code == 429 && r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", tc.name)
 		}
 	}
 	got := map[string][]string{}
