@@ -710,7 +710,7 @@ func TestEdgeResults(t *testing.T) {
 	files := e2e.GuestFiles(t, e2e.Example("filter"), e2e.Guest{Name: "kitchen", Dir: "wasmhost/testdata/guests"})
 	k := newKafka(t, kfake.SeedTopics(3, "items.0", "items.1"))
 	brokers := k.ListenAddrs()
-	p := startSluice(t, "--brokers", brokers[0], "--transforms", chainDir(t, files), "--pipeline", "filter,kitchen",
+	p := startSluice(t, "--brokers", brokers[0], "--transforms", chainDir(t, files, nil), "--pipeline", "filter,kitchen",
 		"--kafka-max-record-bytes", "1KiB")
 	pad := strings.Repeat("p", 1500)
 	body := strings.Join([]string{
