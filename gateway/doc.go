@@ -37,6 +37,14 @@
 // refuses a baseline that leaves traffic under a quarter of the limit
 // (memory.go).
 //
+// The front door's edge, for browsers, mobile apps and SDKs: HTTPS with
+// certificates reloaded from their files and on SIGHUP (tlsreload.go), CORS
+// for allowed origins (cors.go), API keys in headers, Basic auth or the
+// query (Server.auth), a token bucket per key (ratelimit.go, 429 with
+// Retry-After), Idempotency-Key replays (idempotency.go), per-event results
+// (results.go, from engine.Record.Seq) and record metadata headers
+// (metadata.go).
+//
 // Errors map to HTTP statuses in one function, StatusOf; each rejection
 // carries a JSON body {"error": "..."} that says what to do next.
 package gateway
