@@ -133,13 +133,25 @@ func (s *originSet) allows(origin []byte) bool {
 		if i := bytes.LastIndexByte(host, ':'); i >= 0 && host[len(host)-1] != ']' {
 			host, port = host[:i], host[i:]
 		}
-		// At least one label before the suffix: "x.example.com", not
-		// "example.com".
-		if bytes.Equal(port, w.port) && len(host) > len(w.suffix) && bytes.HasSuffix(host, w.suffix) {
+		// At least one label before the suffix ("x.example.com", not
+		// "example.com"), and a host name: nothing a URL could hide a
+		// different host behind ("evil.test/x.example.com").
+		if bytes.Equal(port, w.port) && len(host) > len(w.suffix) && bytes.HasSuffix(host, w.suffix) && isHostName(host) {
 			return true
 		}
 	}
 	return false
+}
+
+// isHostName reports whether b is made of lowercase letters, digits, dots
+// and hyphens (a host name as browsers serialise it in an Origin).
+func isHostName(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // corsPolicy is the front door's CORS configuration; nil when no origin is

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,23 +51,26 @@ func TestParseOrigin(t *testing.T) {
 func TestOriginSetAllows(t *testing.T) {
 	s := newOriginSet([]string{"https://app.example.com", "https://*.example.org", "http://localhost:3000", "https://*.shop.io:8443"})
 	for origin, want := range map[string]bool{
-		"https://app.example.com":      true,
-		"https://app.example.com:443":  false, // browsers never send the default port
-		"http://app.example.com":       false,
-		"https://evil.example.com":     false,
-		"https://a.example.org":        true,
-		"https://a.b.example.org":      true,
-		"https://example.org":          false,
-		"https://.example.org":         false,
-		"https://a.example.org:8443":   false,
-		"https://aexample.org":         false,
-		"http://localhost:3000":        true,
-		"http://localhost:3001":        false,
-		"https://x.shop.io:8443":       true,
-		"https://x.shop.io":            false,
-		"":                             false,
-		"null":                         false,
-		"https://app.example.com.evil": false,
+		"https://app.example.com":         true,
+		"https://app.example.com:443":     false, // browsers never send the default port
+		"http://app.example.com":          false,
+		"https://evil.example.com":        false,
+		"https://a.example.org":           true,
+		"https://a.b.example.org":         true,
+		"https://example.org":             false,
+		"https://.example.org":            false,
+		"https://a.example.org:8443":      false,
+		"https://aexample.org":            false,
+		"http://localhost:3000":           true,
+		"http://localhost:3001":           false,
+		"https://x.shop.io:8443":          true,
+		"https://x.shop.io":               false,
+		"":                                false,
+		"null":                            false,
+		"https://app.example.com.evil":    false,
+		"https://evil.test/a.example.org": false,
+		"https://u@a.example.org":         false,
+		"https://A.example.org":           false,
 	} {
 		if got := s.allows([]byte(origin)); got != want {
 			t.Errorf("allows(%q) = %v, want %v", origin, got, want)
@@ -574,4 +578,93 @@ func TestEdgeChecksDoNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Fatalf("%v allocations per request", n)
 	}
+}
+
+// FuzzBasicUser: the user name of Basic credentials is what
+// encoding/base64 decodes, up to the first colon; nil when it does not
+// decode.
+func FuzzBasicUser(f *testing.F) {
+	for _, s := range []string{"a2V5Og==", "a2V5OnNlY3JldA==", "!!!", "", "a2V5", "OnB3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, enc []byte) {
+		var buf [192]byte
+		got := basicUser(enc, buf[:0])
+		dec, err := base64.StdEncoding.DecodeString(string(enc))
+		if err != nil {
+			if got != nil {
+				t.Fatalf("undecodable %q gave %q", enc, got)
+			}
+			return
+		}
+		want, _, _ := bytes.Cut(dec, []byte{':'})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("basicUser(%q) = %q, want %q", enc, got, want)
+		}
+	})
+}
+
+// FuzzClientAddr: the client of a request from a trusted proxy is the
+// peer or one of its X-Forwarded-For hops, and an untrusted one whenever
+// any hop up to the first unparseable one is untrusted.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"203.0.113.9", "198.51.100.7, 203.0.113.5, 10.1.2.3", "", "unknown", "[::1]:80, 10.0.0.1", ",,,", "1.2.3.4:99999"} {
+		f.Add(s)
+	}
+	proxies := newProxySet([]string{"127.0.0.1", "10.0.0.0/8"})
+	f.Fuzz(func(t *testing.T, xff string) {
+		var ctx fasthttp.RequestCtx
+		var req fasthttp.Request
+		req.Header.Set("X-Forwarded-For", xff)
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
+		got := proxies.clientAddr(&ctx)
+		if !got.IsValid() {
+			t.Fatalf("no address for %q", xff)
+		}
+		hops := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+		untrusted := false
+		stop := false
+		parts := strings.Split(string(req.Header.Peek("X-Forwarded-For")), ",")
+		for i := len(parts) - 1; i >= 0 && !stop; i-- {
+			p := strings.TrimSpace(parts[i])
+			if p == "" {
+				continue
+			}
+			a, ok := parseHop([]byte(p))
+			if !ok {
+				stop = true
+				continue
+			}
+			hops = append(hops, a)
+			if !proxies.trusted(a) {
+				untrusted = true
+				stop = true
+			}
+		}
+		if !slices.Contains(hops, got) {
+			t.Fatalf("client %v of %q is neither the peer nor a hop %v", got, xff, hops)
+		}
+		if untrusted && proxies.trusted(got) {
+			t.Fatalf("client %v of %q is a trusted proxy though a hop is not", got, xff)
+		}
+	})
+}
+
+// FuzzOriginAllows: an origin is allowed only when it is one of the
+// configured ones or a subdomain of the wildcard's.
+func FuzzOriginAllows(f *testing.F) {
+	for _, s := range []string{"https://app.example.com", "https://a.example.org", "https://example.org", "http://a.example.org", "https://a.example.org:1", "null", ""} {
+		f.Add(s)
+	}
+	set := newOriginSet([]string{"https://app.example.com", "https://*.example.org"})
+	f.Fuzz(func(t *testing.T, origin string) {
+		got := set.allows([]byte(origin))
+		host, ok := strings.CutPrefix(origin, "https://")
+		want := origin == "https://app.example.com" ||
+			ok && strings.HasSuffix(host, ".example.org") && len(host) > len(".example.org") &&
+				strings.Trim(host, "abcdefghijklmnopqrstuvwxyz0123456789.-") == ""
+		if got != want {
+			t.Fatalf("allows(%q) = %v, want %v", origin, got, want)
+		}
+	})
 }
