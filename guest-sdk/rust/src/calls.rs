@@ -277,10 +277,15 @@ impl<'b> Calls<'b> {
         if self.ops.len() + op::HEADER_SIZE + a.len() + b.len() > MAX_BUFFERED {
             self.flush();
         }
-        self.ops.extend_from_slice(&[code, arg, 0, 0]);
-        self.ops.extend_from_slice(&rec.to_le_bytes());
-        self.ops.extend_from_slice(&(a.len() as u32).to_le_bytes());
-        self.ops.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        // One reservation, the header as one 16-byte copy.
+        let mut h = [0u8; op::HEADER_SIZE];
+        h[0] = code;
+        h[1] = arg;
+        h[4..8].copy_from_slice(&rec.to_le_bytes());
+        h[8..12].copy_from_slice(&(a.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&(b.len() as u32).to_le_bytes());
+        self.ops.reserve(op::HEADER_SIZE + a.len() + b.len());
+        self.ops.extend_from_slice(&h);
         self.ops.extend_from_slice(a);
         self.ops.extend_from_slice(b);
         self.nops += 1;

@@ -374,6 +374,32 @@ mod tests {
         assert_eq!(unquote(b"\"\xff\\n\"").unwrap(), b"\xff\n");
     }
 
+    /// A fixed pseudo-random walk over the bytes escapes are made of:
+    /// unquote never panics, and what it accepts re-encodes to a literal
+    /// that decodes to the same bytes.
+    #[test]
+    fn unquote_survives_random_escapes() {
+        const ALPHABET: &[u8] = b"\\\"u0123456789abcdefABCDEFdDnrtbf/x \x01\xc3\xa9\xff";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut q = vec![b'"'];
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for k in 0..(seed % 24) {
+                q.push(ALPHABET[((seed >> (k % 58)) as usize + k as usize * 7) % ALPHABET.len()]);
+            }
+            q.push(b'"');
+            if let Some(v) = unquote(&q) {
+                if let Ok(s) = std::str::from_utf8(&v) {
+                    let mut again = Vec::new();
+                    append_quoted(&mut again, s);
+                    assert_eq!(unquote(&again).as_deref(), Some(&v[..]), "{:?}", String::from_utf8_lossy(&q));
+                }
+            }
+        }
+    }
+
     #[test]
     fn quote_then_unquote_round_trips() {
         let samples = ["", "plain", "quote\" back\\ nl\n ctl\x01\x1f é 😀", "\u{7f}\u{80}\u{ffff}"];
