@@ -401,6 +401,7 @@ func kitchenLines() []string {
 		`{"id":"k21","op":"key","user_id":{"z":1}}`,
 		`{"id":"k22","op":"key","user_id":"\u0075\u0031"}`,
 		`{"id":"k23","op":"unknown"}`,
+		`{"id":"k25","op":"route-to"}`,
 		`{"id":"k24"}`,
 	}
 	// The same operations again and again in one batch, with varied data.
@@ -412,6 +413,7 @@ func kitchenLines() []string {
 			fmt.Sprintf(`{"id":"m%d","op":"meta"}`, i),
 			fmt.Sprintf(`{"id":"s%d","op":"split","items":[{"x":%d},{"x":"y"}]}`, i, i),
 			fmt.Sprintf(`{"id":"v%d","op":"value","v":{"s":"s%d","n":%d}}`, i, i, i),
+			fmt.Sprintf(`{"id":"r%d","op":"route-to"}`, i),
 		)
 	}
 	return lines
@@ -450,7 +452,7 @@ func TestSDKKitchenGoRustDifferential(t *testing.T) {
 		`sluice-reason="sluice: not found"`, `\"blob_len\":40000`, `\"got\":\"a\\\"b\\\\éé/true/false/false\"`,
 		`{\"wrapped\":`, `\"checked\":\"sluice: invalid JSON|sluice: invalid JSON|sluice: bad path|sluice: bad path|sluice: bad path|sluice: invalid JSON\"`,
 		`email=true/ok,n=false/sluice: wrong JSON type,missing=false/ok`, `\"sum\":24`, `child_seen`, `raison: ünïcödé`,
-		`key="{\"z\":1}"`, `key="u1"`,
+		`key="{\"z\":1}"`, `key="u1"`, `t="rt.k25"`, `t="rt.r7"`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no output with %s", want)

@@ -71,6 +71,8 @@ pub(crate) struct Buffers {
     flags: Vec<u8>,
     epochs: Vec<u32>,
     kinds: Vec<u8>,
+    /// A topic joined from two parts, for a per-record set_topic.
+    join: Vec<u8>,
 }
 
 /// The host calls of one batch of `n` records.
@@ -274,7 +276,13 @@ impl<'b> Calls<'b> {
         if !BATCHED {
             return immediate(code, arg, rec, a, b);
         }
-        if self.ops.len() + op::HEADER_SIZE + a.len() + b.len() > MAX_BUFFERED {
+        self.queue_parts(code, arg, rec, a, &[], b)
+    }
+
+    /// Buffers one decision whose `a` is a1 followed by a2.
+    fn queue_parts(&mut self, code: u8, arg: u8, rec: i32, a1: &[u8], a2: &[u8], b: &[u8]) -> i32 {
+        let al = a1.len() + a2.len();
+        if self.ops.len() + op::HEADER_SIZE + al + b.len() > MAX_BUFFERED {
             self.flush();
         }
         // One reservation, the header as one 16-byte copy.
@@ -282,11 +290,12 @@ impl<'b> Calls<'b> {
         h[0] = code;
         h[1] = arg;
         h[4..8].copy_from_slice(&rec.to_le_bytes());
-        h[8..12].copy_from_slice(&(a.len() as u32).to_le_bytes());
+        h[8..12].copy_from_slice(&(al as u32).to_le_bytes());
         h[12..16].copy_from_slice(&(b.len() as u32).to_le_bytes());
-        self.ops.reserve(op::HEADER_SIZE + a.len() + b.len());
+        self.ops.reserve(op::HEADER_SIZE + al + b.len());
         self.ops.extend_from_slice(&h);
-        self.ops.extend_from_slice(a);
+        self.ops.extend_from_slice(a1);
+        self.ops.extend_from_slice(a2);
         self.ops.extend_from_slice(b);
         self.nops += 1;
         if let Some(r) = self.batch_record(rec) {
@@ -352,6 +361,19 @@ impl<'b> Calls<'b> {
             return host::set_topic(rec, topic);
         }
         self.queue(op::SET_TOPIC, 0, rec, topic, &[])
+    }
+
+    /// set_topic of prefix followed by name, joined in the decision buffer
+    /// (or in a reused buffer for a per-record call).
+    pub(crate) fn set_topic_parts(&mut self, rec: i32, prefix: &[u8], name: &[u8]) -> i32 {
+        if BATCHED && self.batch_record(rec).is_some() {
+            return self.queue_parts(op::SET_TOPIC, 0, rec, prefix, name, &[]);
+        }
+        let j = &mut self.b.join;
+        j.clear();
+        j.extend_from_slice(prefix);
+        j.extend_from_slice(name);
+        host::set_topic(rec, j)
     }
 
     pub(crate) fn set_key(&mut self, rec: i32, key: &[u8]) -> i32 {

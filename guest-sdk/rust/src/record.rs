@@ -310,6 +310,15 @@ impl<'b> Record<'b> {
         check("route", "", self.calls().set_topic(self.idx, topic.as_ref()))
     }
 
+    /// Sets the record's output topic to `prefix` followed by `name`:
+    /// `rec.route_to("events.", event)` is `rec.route(format!("events.{}",
+    /// event))` without building the topic per record (the Go SDK's
+    /// `RouteTo`).
+    #[inline]
+    pub fn route_to(&self, prefix: impl AsRef<[u8]>, name: impl AsRef<[u8]>) -> Result<(), Error> {
+        check("route", "", self.calls().set_topic_parts(self.idx, prefix.as_ref(), name.as_ref()))
+    }
+
     /// Sets the record's partitioning key (an empty key is a key).
     #[inline]
     pub fn set_key(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {

@@ -6,25 +6,13 @@
 //! cargo build --release --target wasm32-wasi    # from examples/rust
 //! ```
 
-use std::cell::RefCell;
-
 use sluice::{Error, Record};
-
-thread_local! {
-    /// The topic being built, reused from record to record.
-    static TOPIC: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(64));
-}
 
 fn route(rec: &Record) -> Result<(), Error> {
     if let Some(event) = rec.get_text("event") {
         if !event.is_empty() {
-            TOPIC.with(|t| {
-                let mut t = t.borrow_mut();
-                t.clear();
-                t.extend_from_slice(b"events.");
-                t.extend_from_slice(event);
-                rec.route(&*t)
-            })?;
+            // Joined in the SDK's decision buffer: no topic built per record.
+            rec.route_to("events.", event)?;
         }
     }
     // A string key is its decoded text, any other value its JSON text.

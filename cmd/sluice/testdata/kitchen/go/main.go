@@ -191,6 +191,11 @@ func init() {
 			return rec.SetString("child_seen", string(child.Raw())+"|"+child.Topic()+"|"+strconv.FormatBool(child.Index() > rec.Index()))
 		case "long-reason":
 			return errors.New("raison: ünïcödé 😀 " + strings.Repeat("é", 600))
+		case "route-to":
+			if err := rec.RouteTo("rt.", []byte(id)); err != nil {
+				return err
+			}
+			return rec.SetHeader("t", []byte(rec.Topic()))
 		case "key":
 			return rec.SetKey(rec.Get("user_id").Bytes())
 		}

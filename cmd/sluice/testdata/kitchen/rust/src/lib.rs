@@ -242,6 +242,10 @@ fn handle(rec: &Record) -> Result<(), Box<dyn std::error::Error>> {
             rec.set_text("child_seen", &seen)?;
         }
         b"long-reason" => return Err(format!("raison: ünïcödé 😀 {}", "é".repeat(600)).into()),
+        b"route-to" => {
+            rec.route_to("rt.", &id)?;
+            rec.set_header("t", rec.topic())?;
+        }
         b"key" => rec.set_key(rec.get("user_id").bytes())?,
         _ => {}
     }
