@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -127,11 +128,21 @@ func TestPassThroughAllocsPerBatchNotPerRecord(t *testing.T) {
 	}
 	p := h.Pipeline("p")
 	p.Process(ctx, large, nil) // warm the instance's state to 1,000 records
-	a10 := testing.AllocsPerRun(50, func() { p.Process(ctx, small, nil) })
-	a1000 := testing.AllocsPerRun(50, func() { p.Process(ctx, large, nil) })
-	// A per-record allocation would show as ≥ 1,000; allow wazero a
-	// constant or two for a longer call.
-	if a1000 > a10+2 || a10 > 16 {
+	// AllocsPerRun counts every goroutine's allocations (the runtime's and
+	// wazero's background work land in a longer call more often), so the
+	// least of a few measurements is the call's own cost.
+	least := func(recs []engine.Record) float64 {
+		m := math.Inf(1)
+		for range 5 {
+			m = min(m, testing.AllocsPerRun(50, func() { p.Process(ctx, recs, nil) }))
+		}
+		return m
+	}
+	a10, a1000 := least(small), least(large)
+	t.Logf("allocs per batch: 1 record %v, 1,000 records %v", a10, a1000)
+	// A per-record allocation would show as ≥ 1,000 more for the large
+	// batch; anything well under that is per-call bookkeeping.
+	if a1000 > a10+100 || a10 > 16 {
 		t.Fatalf("allocs per batch: 1 record %v, 1,000 records %v", a10, a1000)
 	}
 }
