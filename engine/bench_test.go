@@ -128,7 +128,10 @@ func TestDriverLoopDoesNotAllocatePerBlock(t *testing.T) {
 				})
 			}
 			one, many := allocs(1), allocs(101)
-			if perBlock := (many - one) / 100; perBlock > 0 {
+			// The counts are process-wide: a stray runtime allocation
+			// during the longer run is not one per block (that would
+			// show as ≥ 100 more).
+			if perBlock := (many - one) / 100; perBlock >= 0.5 {
 				t.Fatalf("%.2f allocations per block (1 block: %.0f, 101 blocks: %.0f); want 0", perBlock, one, many)
 			}
 		})
