@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,55 +15,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// shutdownListener shuts down, from outside the process, pid's listening
-// socket bound to addr, so that its accept fails as on a dead socket: it
-// duplicates the socket into this process with pidfd_getfd(2) (Linux 5.6;
-// the test process is the parent of pid, which ptrace's access check
-// allows) and calls shutdown(2) on it, which acts on the one socket both
-// descriptors share.
-func shutdownListener(t *testing.T, pid int, addr string) {
+// starveListener makes pid's listener on addr fail for good: it lowers
+// pid's soft limit of open files to the number it has open (prlimit(2) on
+// a process of the same user needs no privilege) and connects to addr, so
+// the listener's next accept fails with EMFILE, which fasthttp's Serve
+// takes as permanent and returns with.
+func starveListener(t *testing.T, pid int, addr string) {
 	t.Helper()
-	_, ps, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(ps)
-	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		t.Fatalf("pidfd_open(%d): %v (needs Linux 5.3+)", pid, err)
-	}
-	defer unix.Close(pfd)
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ents {
-		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		if !strings.HasPrefix(link, "socket:") {
-			continue
-		}
-		n, _ := strconv.Atoi(e.Name())
-		fd, err := unix.PidfdGetfd(pfd, n, 0)
-		if err != nil {
-			t.Fatalf("pidfd_getfd(%d, %d): %v (needs Linux 5.6+ and ptrace access to the child)", pid, n, err)
-		}
-		acc, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-		sa, _ := unix.Getsockname(fd)
-		if in4, ok := sa.(*unix.SockaddrInet4); ok && acc == 1 && in4.Port == port {
-			if err := unix.Shutdown(fd, unix.SHUT_RDWR); err != nil {
-				t.Fatalf("shutdown: %v", err)
-			}
-			unix.Close(fd)
-			return
-		}
-		unix.Close(fd)
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatalf("prlimit(%d): %v", pid, err)
 	}
-	t.Fatalf("no listening socket of %d on %s", pid, addr)
+	lim := unix.Rlimit{Cur: uint64(len(ents)), Max: old.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+		t.Fatalf("prlimit(%d, RLIMIT_NOFILE %d): %v", pid, lim.Cur, err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
 }
 
-// TestDeadListenerEndsProcess kills the ingest listener, then (in another
-// process) the admin listener, from under a running sluice: it logs why
-// and exits 1 instead of living on half-dead.
+// TestDeadListenerEndsProcess makes the ingest listener, then (in another
+// process) the admin listener of a running sluice fail for good: it logs
+// why and exits 1 instead of living on half-dead.
 func TestDeadListenerEndsProcess(t *testing.T) {
 	for _, which := range []string{"ingest", "admin"} {
 		t.Run(which, func(t *testing.T) {
@@ -76,7 +55,7 @@ func TestDeadListenerEndsProcess(t *testing.T) {
 			if which == "admin" {
 				addr = p.Admin
 			}
-			shutdownListener(t, p.Pid(), addr)
+			starveListener(t, p.Pid(), addr)
 			select {
 			case <-p.Done():
 			case <-time.After(30 * time.Second):
@@ -86,7 +65,7 @@ func TestDeadListenerEndsProcess(t *testing.T) {
 				t.Fatalf("exit code %d, want 1", code)
 			}
 			log := p.Log.String()
-			if !strings.Contains(log, which+" listener "+addr+" stopped accepting connections") || !strings.Contains(log, "invalid argument") ||
+			if !strings.Contains(log, which+" listener "+addr+" stopped accepting connections") || !strings.Contains(log, "too many open files") ||
 				!strings.Contains(log, "shutting down after a failure") {
 				t.Fatalf("the log does not say the %s listener died:\n%s", which, e2e.TailLines(log, 20))
 			}
