@@ -473,13 +473,14 @@ func (s *Server) process(ctx *fasthttp.RequestCtx, k *apiKey, idemKey []byte) in
 	}
 	// Reading, decompressing and splitting hold a read slot (not while
 	// waiting for the client's bytes); the ack wait below does not.
-	slot := readSlot{l: s.reads}
-	if err := slot.acquire(); err != nil {
+	if err := s.reads.acquire(); err != nil {
 		s.m.readLimitRejection()
 		return writeError(ctx, err, time.Second)
 	}
-	a, err := s.readAndSplit(ctx, &slot, k.t, kind, enc, cl, maxBody)
-	slot.release()
+	a, err := s.readAndSplit(ctx, k.t, kind, enc, cl, maxBody)
+	if !errors.Is(err, ErrReadLimit) { // else a stream read gave the slot up and could not take it back
+		s.reads.release()
+	}
 	if err != nil {
 		if errors.Is(err, ErrReadLimit) {
 			s.m.readLimitRejection()
@@ -560,36 +561,40 @@ func (s *Server) enqueueAndWait(ctx *fasthttp.RequestCtx, a *Ack) int {
 
 // readAndSplit reads the body (at most maxBody bytes, decompressed by enc),
 // splits it and returns the request's unqueued Ack, whose lease covers the
-// body and the request's bookkeeping. The caller holds slot; a stream read
-// gives it up while it waits for the client. On error nothing is leased.
-func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, slot *readSlot, t *tenant, kind bodyKind, enc string, cl, maxBody int64) (*Ack, error) {
+// body and the request's bookkeeping. The caller holds a read slot; a
+// stream read gives it up while it waits for the client, and when it cannot
+// take it back the error is a *ReadLimitError (the slot is then not held).
+// On error nothing is leased.
+func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, t *tenant, kind bodyKind, enc string, cl, maxBody int64) (*Ack, error) {
 	guard := s.gov.Guard()
-	var lease *governor.Lease
-	if cl > 0 {
-		lease = guard.Lease(cl)
+	var reading *governor.Lease // a streamed body's bytes while it is read
+	if cl > 0 && ctx.Request.IsBodyStream() {
+		reading = guard.Lease(cl)
 	}
-	body, err := readBody(ctx, slot, cl, maxBody)
+	body, err := readBody(ctx, s.reads, cl, maxBody)
 	if err == nil && enc != "" {
 		body, err = decompress(enc, body, maxBody)
 	}
 	if err != nil {
-		lease.Release()
+		reading.Release()
 		return nil, err
 	}
 	// The records' spans are sized by the body's lines (capped by the
-	// events cap): lease them before they are allocated.
-	n := min(bytes.Count(body, []byte{'\n'}), s.lim.MaxEvents) + 1
-	lease.Release()
-	lease = guard.Lease(int64(len(body)) + requestCost + int64(n)*spanCost)
+	// events cap): lease them with the body before they are allocated.
 	id := s.nextID.Add(1)
 	out := splitOut{maxEvent: int(s.cfg.MaxEvent), maxEvents: s.lim.MaxEvents, tag: id, topic: t.topic}
-	out.spans = make([]span, 0, n)
+	out.spans = make([]span, 0, min(bytes.Count(body, []byte{'\n'}), s.lim.MaxEvents)+1)
+	est := bookkeeping(&out)
+	lease := guard.Lease(int64(len(body)) + est)
+	reading.Release()
 	if err := split(body, kind, &out); err != nil {
 		lease.Release()
 		return nil, err
 	}
-	lease.Release()
-	lease = guard.Lease(int64(len(body)) + bookkeeping(&out))
+	if n := bookkeeping(&out); n != est { // dead letters, or more records than lines
+		lease.Release()
+		lease = guard.Lease(int64(len(body)) + n)
+	}
 	a := newAck(id, &out, lease)
 	a.tenant = t.name
 	a.size = len(body)
@@ -672,9 +677,9 @@ func bodyKindOf(ct []byte) (bodyKind, error) {
 }
 
 // readBody copies the request body into a buffer the request owns, reading
-// at most maxBody bytes. A streamed body is read through slot (nil: none),
-// which is given up while a read waits for the client.
-func readBody(ctx *fasthttp.RequestCtx, slot *readSlot, cl, maxBody int64) ([]byte, error) {
+// at most maxBody bytes. A streamed body is read through rl (nil: none):
+// each read gives the caller's slot up while it waits for the client.
+func readBody(ctx *fasthttp.RequestCtx, rl *readLimiter, cl, maxBody int64) ([]byte, error) {
 	if !ctx.Request.IsBodyStream() {
 		b := ctx.PostBody()
 		if int64(len(b)) > maxBody {
@@ -683,8 +688,8 @@ func readBody(ctx *fasthttp.RequestCtx, slot *readSlot, cl, maxBody int64) ([]by
 		return append([]byte(nil), b...), nil
 	}
 	r := io.Reader(ctx.RequestBodyStream())
-	if slot != nil {
-		r = &slotReader{r: r, slot: slot}
+	if rl != nil {
+		r = &slotReader{r: r, l: rl}
 	}
 	readErr := func(err error) error {
 		if errors.Is(err, ErrReadLimit) {
@@ -743,42 +748,20 @@ func (l *readLimiter) acquire() error {
 // release gives a slot back.
 func (l *readLimiter) release() { <-l.slots }
 
-// readSlot is one request's hold on a readLimiter slot.
-type readSlot struct {
-	l    *readLimiter
-	held bool
-}
-
-// acquire takes a slot (see readLimiter.acquire).
-func (s *readSlot) acquire() error {
-	if err := s.l.acquire(); err != nil {
-		return err
-	}
-	s.held = true
-	return nil
-}
-
-// release gives the slot back if it is held; safe to call again.
-func (s *readSlot) release() {
-	if s.held {
-		s.held = false
-		s.l.release()
-	}
-}
-
-// slotReader gives its request's slot up for the duration of each Read (a
-// read may wait for a slow client) and takes it back after; when that
-// fails past the queue timeout, Read returns the *ReadLimitError.
+// slotReader gives its request's read slot up for the duration of each
+// Read (a read may wait for a slow client) and takes it back after; when
+// that fails past the queue timeout, Read returns the *ReadLimitError and
+// the slot is not held.
 type slotReader struct {
-	r    io.Reader
-	slot *readSlot
+	r io.Reader
+	l *readLimiter
 }
 
 // Read implements io.Reader.
 func (s *slotReader) Read(p []byte) (int, error) {
-	s.slot.release()
+	s.l.release()
 	n, err := s.r.Read(p)
-	if aerr := s.slot.acquire(); aerr != nil {
+	if aerr := s.l.acquire(); aerr != nil {
 		return n, aerr
 	}
 	return n, err

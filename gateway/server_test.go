@@ -124,9 +124,7 @@ func TestMaxEvents(t *testing.T) {
 // raise, counted in the metric; once a slot is free it is served.
 func TestReadLimit(t *testing.T) {
 	s := newTestServer(t, ServerConfig{MaxConcurrentReads: 1, ReadQueueTimeout: 50 * time.Millisecond})
-	var busy readSlot
-	busy.l = s.reads
-	if err := busy.acquire(); err != nil {
+	if err := s.reads.acquire(); err != nil { // the only slot is busy
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -149,7 +147,7 @@ func TestReadLimit(t *testing.T) {
 	if got := s.m.readRejected.Get(); got != 1 {
 		t.Fatalf("%s = %d, want 1", MetricReadLimitRejected, got)
 	}
-	busy.release()
+	s.reads.release()
 	done := make(chan int, 1)
 	go func() { code, _ := s.post(t, []byte(`{"a":1}`)); done <- code }()
 	waitUntil(t, func() bool { return s.recv.Pending() == 1 })
