@@ -687,29 +687,38 @@ func readBody(ctx *fasthttp.RequestCtx, rl *readLimiter, cl, maxBody int64) ([]b
 		}
 		return append([]byte(nil), b...), nil
 	}
-	r := io.Reader(ctx.RequestBodyStream())
+	return readStream(ctx.RequestBodyStream(), rl, cl, maxBody)
+}
+
+// readStream reads a streamed body of cl bytes (cl < 0: up to maxBody)
+// from r, through a slotReader when rl is set. When the slot could not be
+// taken back after a read the error is the *ReadLimitError, even if the
+// body was complete: the caller does not hold its slot then.
+func readStream(r io.Reader, rl *readLimiter, cl, maxBody int64) ([]byte, error) {
+	var sr *slotReader
 	if rl != nil {
-		r = &slotReader{r: r, l: rl}
+		sr = &slotReader{r: r, l: rl}
+		r = sr
 	}
-	readErr := func(err error) error {
-		if errors.Is(err, ErrReadLimit) {
-			return err
+	fail := func(err error) ([]byte, error) {
+		if sr != nil && sr.err != nil {
+			return nil, sr.err
 		}
-		return errors.Join(ErrInvalidJSON, err)
+		if errors.Is(err, ErrBodyTooLarge) {
+			return nil, err
+		}
+		return nil, errors.Join(ErrInvalidJSON, err)
 	}
+	var body []byte
+	var err error
 	if cl >= 0 {
-		body := make([]byte, cl)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, readErr(err)
-		}
-		return body, nil
+		body = make([]byte, cl)
+		_, err = io.ReadFull(r, body)
+	} else if body, err = io.ReadAll(io.LimitReader(r, maxBody+1)); err == nil && int64(len(body)) > maxBody {
+		err = ErrBodyTooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
-	if err != nil {
-		return nil, readErr(err)
-	}
-	if int64(len(body)) > maxBody {
-		return nil, ErrBodyTooLarge
+	if err != nil || sr != nil && sr.err != nil {
+		return fail(err)
 	}
 	return body, nil
 }
@@ -749,19 +758,24 @@ func (l *readLimiter) acquire() error {
 func (l *readLimiter) release() { <-l.slots }
 
 // slotReader gives its request's read slot up for the duration of each
-// Read (a read may wait for a slow client) and takes it back after; when
-// that fails past the queue timeout, Read returns the *ReadLimitError and
-// the slot is not held.
+// Read (a read may wait for a slow client) and takes it back after. When
+// that fails past the queue timeout the slot is not held: err keeps the
+// *ReadLimitError, and this Read and every later one return it.
 type slotReader struct {
-	r io.Reader
-	l *readLimiter
+	r   io.Reader
+	l   *readLimiter
+	err error // the failed re-acquire; the slot is not held
 }
 
 // Read implements io.Reader.
 func (s *slotReader) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
 	s.l.release()
 	n, err := s.r.Read(p)
 	if aerr := s.l.acquire(); aerr != nil {
+		s.err = aerr
 		return n, aerr
 	}
 	return n, err

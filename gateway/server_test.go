@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -234,5 +235,54 @@ func TestServerConfigDefaults(t *testing.T) {
 	if got := (ServerConfig{}).withDefaults(); got.MaxEvents != DefaultMaxEvents || got.MaxConcurrentReads != DefaultMaxConcurrentReads() ||
 		got.ReadQueueTimeout != DefaultReadQueueTimeout {
 		t.Fatalf("withDefaults = %+v", got)
+	}
+}
+
+// grabReader gives all of its data in one Read, and during that read
+// another request takes the only read slot (and keeps it).
+type grabReader struct {
+	data []byte
+	l    *readLimiter
+}
+
+func (g *grabReader) Read(p []byte) (int, error) {
+	if len(g.data) == 0 {
+		return 0, io.EOF
+	}
+	if err := g.l.acquire(); err != nil {
+		return 0, err
+	}
+	n := copy(p, g.data)
+	g.data = g.data[n:]
+	return n, nil
+}
+
+// TestReadStreamSlotLost: when a stream read cannot take its slot back,
+// even after the body's last bytes, readStream fails with the
+// *ReadLimitError (the caller must not release a slot it does not hold),
+// and the other request keeps its slot.
+func TestReadStreamSlotLost(t *testing.T) {
+	for _, cl := range []int64{5, -1} {
+		l := newReadLimiter(1, time.Millisecond)
+		if err := l.acquire(); err != nil { // the caller's slot
+			t.Fatal(err)
+		}
+		body, err := readStream(&grabReader{data: []byte("{}\n{}"), l: l}, l, cl, 1<<20)
+		if !errors.Is(err, ErrReadLimit) || body != nil {
+			t.Fatalf("cl %d: %q, %v; want the read-limit error", cl, body, err)
+		}
+		if len(l.slots) != 1 {
+			t.Fatalf("cl %d: %d slots taken, want 1 (the other request's)", cl, len(l.slots))
+		}
+	}
+	// Without contention the body is read whole and the slot is held.
+	l := newReadLimiter(1, time.Millisecond)
+	_ = l.acquire()
+	body, err := readStream(strings.NewReader("{}\n{}"), l, -1, 1<<20)
+	if err != nil || string(body) != "{}\n{}" || len(l.slots) != 1 {
+		t.Fatalf("%q, %v, %d slots", body, err, len(l.slots))
+	}
+	if _, err := readStream(strings.NewReader("{}\n{}"), l, -1, 3); !errors.Is(err, ErrBodyTooLarge) {
+		t.Fatalf("over the cap: %v", err)
 	}
 }

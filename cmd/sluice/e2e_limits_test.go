@@ -76,25 +76,34 @@ func TestReadLimitStatus(t *testing.T) {
 	body := b.Bytes()
 	var mu sync.Mutex
 	codes := map[int]int{}
-	var msg, retryAfter string
+	var first503 *response
+	var errs []error
 	for round := 0; round < 20 && codes[503] == 0; round++ {
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
-				r := do(t, "POST", p.URL("/v1/events"), body, "Content-Type", "application/x-ndjson")
+				r, err := doErr("POST", p.URL("/v1/events"), body, "Content-Type", "application/x-ndjson")
 				mu.Lock()
 				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
 				codes[r.code]++
-				if r.code == 503 && msg == "" {
-					msg, retryAfter = jsonError(t, r), r.header.Get("Retry-After")
+				if r.code == 503 && first503 == nil {
+					first503 = &r
 				}
 			})
 		}
 		wg.Wait()
 	}
+	if len(errs) > 0 {
+		t.Fatalf("%d requests failed (status codes %v): %v", len(errs), codes, errs[0])
+	}
 	if codes[503] == 0 || codes[200] == 0 || codes[200]+codes[503] != sumCodes(codes) {
 		t.Fatalf("status codes %v: want 200s and 503s only, some of each", codes)
 	}
+	msg, retryAfter := jsonError(t, *first503), first503.header.Get("Retry-After")
 	if !strings.Contains(msg, "--max-concurrent-reads") || !strings.Contains(msg, "1 request bodies") {
 		t.Fatalf("503 message %q", msg)
 	}
