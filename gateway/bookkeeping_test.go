@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"testing"
 )
@@ -32,9 +33,17 @@ func TestRequestBookkeeping(t *testing.T) {
 		{"records", "{}", 1_000_000},
 		{"dead letters", "x", 100_000},
 		{"duplicate keys", `{"a":1,"a":2}`, 100_000},
+		{"distinct duplicate keys", "", 100_000},
 	} {
 		n := tc.n
 		body := bytes.Repeat([]byte(tc.line+"\n"), n)
+		if tc.line == "" { // every line repeats a name of its own
+			var b bytes.Buffer
+			for i := range n {
+				fmt.Fprintf(&b, `{"k%d":1,"k%d":2}`+"\n", i, i)
+			}
+			body = b.Bytes()
+		}
 		var leased int64
 		r := NewReceiver(ReceiverConfig{QueueBytes: 1 << 30})
 		held := heapHeld(func() any {

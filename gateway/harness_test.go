@@ -105,6 +105,14 @@ func (o *splitOut) appendRecord(v []byte) {
 	o.bytes += int64(len(v))
 }
 
+// appendReject adds a dead letter of value v with reason to o, appending v
+// to o.body.
+func (o *splitOut) appendReject(v []byte, reason string) {
+	off := len(o.body)
+	o.body = append(o.body, v...)
+	o.reject(o.body[off:off+len(v)], reason)
+}
+
 // records returns the records of a's spans not yet received, as
 // RecvLimited makes them.
 func (a *Ack) records() []engine.Record {
@@ -113,4 +121,14 @@ func (a *Ack) records() []engine.Record {
 		recs = append(recs, engine.Record{Value: a.body[sp.off : sp.off+sp.n], Topic: a.topic, Tag: a.id})
 	}
 	return recs
+}
+
+// deadLetters returns the dead letters of o as the receiver makes them.
+func (o *splitOut) deadLetters() []engine.DLQEntry {
+	a := newAck(o.tag, o, nil)
+	var dl []engine.DLQEntry
+	for i := range a.dlq {
+		dl = append(dl, a.entry(i))
+	}
+	return dl
 }

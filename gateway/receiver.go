@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,18 +20,22 @@ import (
 // It holds its records as spans of its body (8 bytes a record, not an
 // engine.Record's 128); RecvLimited makes the records of a batch from them.
 type Ack struct {
-	id     uint64
-	body   []byte // the records' bytes
-	spans  []span
-	topic  string // Record.Topic of every record ("" = sink default)
-	next   int    // index of the first span not yet received by the driver
-	dlq    []engine.DLQEntry
-	queued int64 // bytes of spans[next:] and of dlq not yet received
-	inputs int   // events in the body (records + inbound dead letters)
-	size   int   // the body's (decompressed) bytes
-	lease  *governor.Lease
-	start  time.Time
-	tenant string // tenant name ("" = default)
+	id       uint64
+	body     []byte // the records' and dead letters' bytes
+	spans    []span
+	topic    string // Record.Topic of every record ("" = sink default)
+	next     int    // index of the first span not yet received by the driver
+	dlq      []deadLetter
+	reasons  []string // texts of the dlReason dead letters
+	nextDL   int      // index of the first dead letter not yet received
+	dlqCur   int      // eventOf's cursor: the dead letters before the span it was last asked
+	maxEvent int      // the per-event cap, for the "event too large" reason
+	queued   int64    // bytes of spans[next:] and of dlq[nextDL:]
+	inputs   int      // events in the body (records + inbound dead letters)
+	size     int      // the body's (decompressed) bytes
+	lease    *governor.Lease
+	start    time.Time
+	tenant   string // tenant name ("" = default)
 	// x holds what only some requests need (nil: none of it).
 	x *ackExtras
 
@@ -48,11 +53,6 @@ type ackExtras struct {
 	headers []engine.Header
 	// res collects per-event results (?results=true); nil when not asked.
 	res *eventResults
-	// dlqAt are the event indexes of the receiver's dead letters, in
-	// order (nil: none), and dlqCur the first not yet passed: RecvLimited
-	// turns a span's index into its event's index (Record.Seq) with them.
-	dlqAt  []uint32
-	dlqCur int
 }
 
 // extras returns a's extras, allocating them on first use.
@@ -73,29 +73,45 @@ func (a *Ack) results() *eventResults {
 
 // newAck returns the token of a request whose body was split into out.
 func newAck(id uint64, out *splitOut, lease *governor.Lease) *Ack {
-	a := &Ack{
-		id: id, body: out.body, spans: out.spans, topic: out.topic, dlq: out.dlq, inputs: out.inputs(),
-		queued: out.bytes, lease: lease, start: time.Now(), done: make(chan error, 1),
+	return &Ack{
+		id: id, body: out.body, spans: out.spans, topic: out.topic, dlq: out.dlq, reasons: out.reasons,
+		maxEvent: out.maxEvent, inputs: out.inputs(), queued: out.bytes, lease: lease, start: time.Now(),
+		done: make(chan error, 1),
 	}
-	if len(a.dlq) > 0 {
-		x := a.extras()
-		x.dlqAt = make([]uint32, len(a.dlq), cap(a.dlq))
-		for i := range a.dlq {
-			a.queued += int64(a.dlq[i].Record.Size())
-			x.dlqAt[i] = a.dlq[i].Record.Seq
-		}
-	}
-	return a
 }
 
 // eventOf returns the event index of the span at index span: the spans
-// are the events that are not receiver dead letters (x.dlqAt). Spans are
+// are the events that are not receiver dead letters (their seq). Spans are
 // asked in order.
-func (x *ackExtras) eventOf(span int) uint32 {
-	for x.dlqCur < len(x.dlqAt) && int(x.dlqAt[x.dlqCur]) <= span+x.dlqCur {
-		x.dlqCur++
+func (a *Ack) eventOf(span int) uint32 {
+	for a.dlqCur < len(a.dlq) && int(a.dlq[a.dlqCur].seq) <= span+a.dlqCur {
+		a.dlqCur++
 	}
-	return uint32(span + x.dlqCur)
+	return uint32(span + a.dlqCur)
+}
+
+// entry makes the engine.DLQEntry of dead letter i.
+func (a *Ack) entry(i int) engine.DLQEntry {
+	d := a.dlq[i]
+	var reason string
+	switch d.why {
+	case dlLineNotJSON:
+		reason = fmt.Sprintf("parse error: line %d is not valid JSON", d.n)
+	case dlLineNotObject:
+		reason = fmt.Sprintf("parse error: line %d is not a JSON object", d.n)
+	case dlElemNotObject:
+		reason = fmt.Sprintf("parse error: array element %d is not a JSON object", d.n)
+	case dlTooLarge:
+		reason = fmt.Sprintf("event too large: %d bytes over the %d-byte per-event cap (first %d bytes kept)", d.n, a.maxEvent, d.span.n)
+	default:
+		reason = a.reasons[d.n]
+	}
+	end := d.off + d.span.n
+	return engine.DLQEntry{
+		Record: engine.Record{Value: a.body[d.off:end:end], Topic: a.topic, Tag: a.id, Seq: d.seq, Format: engine.FormatRaw},
+		Reason: reason,
+		Stage:  "receiver",
+	}
 }
 
 // The bookkeeping a request holds while it is in flight, beyond its body's
@@ -104,22 +120,23 @@ func (x *ackExtras) eventOf(span int) uint32 {
 const (
 	// spanCost is the bytes of one record: its span.
 	spanCost = int64(unsafe.Sizeof(span{}))
-	// deadLetterCost is the bytes of one dead letter before its reason's
-	// text: its engine.DLQEntry and its event index (Ack.dlqAt).
-	deadLetterCost = int64(unsafe.Sizeof(engine.DLQEntry{})) + 4
+	// deadLetterCost is the bytes of one dead letter (its reason's text,
+	// when it has one of its own, aside).
+	deadLetterCost = int64(unsafe.Sizeof(deadLetter{}))
 	// requestCost is the fixed part: the Ack, its channel and lease, the
 	// split's state.
 	requestCost = 4 << 10
 )
 
 // bookkeeping returns the bytes out holds beyond its body: requestCost,
-// its spans' and dead letters' arrays (as allocated), and each dead
-// letter's reason (rounded up to 16 bytes, about the allocator's size
-// class of a short string).
+// its spans' and dead letters' arrays (as allocated), and the reasons of
+// its own (each rounded up to 16 bytes, about the allocator's size class
+// of a short string).
 func bookkeeping(out *splitOut) int64 {
-	n := requestCost + int64(cap(out.spans))*spanCost + int64(cap(out.dlq))*deadLetterCost
-	for i := range out.dlq {
-		n += int64(len(out.dlq[i].Reason)+15) &^ 15
+	n := requestCost + int64(cap(out.spans))*spanCost + int64(cap(out.dlq))*deadLetterCost +
+		int64(cap(out.reasons))*int64(unsafe.Sizeof(""))
+	for _, r := range out.reasons {
+		n += int64(len(r)+15) &^ 15
 	}
 	return n
 }
@@ -260,8 +277,8 @@ func (r *Receiver) Recv(ctx context.Context, max int) (engine.Batch[*Ack], error
 // RecvLimited returns the next records in arrival order, bounded by
 // lim.MaxRecords and lim.MaxBytes (floor one record). A request whose
 // records do not all fit is continued by the next call; its Ack travels
-// with the batch that carries its last record, its inbound dead letters with
-// the batch that carries its first. It waits up to the poll timeout for
+// with the batch that carries its last record. Its inbound dead letters come
+// before its records, at most lim.MaxRecords of them per batch. It waits up to the poll timeout for
 // work and then returns an empty batch; once the receiver is closed and
 // drained it returns engine.ErrSourceClosed.
 func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engine.Batch[*Ack], error) {
@@ -304,23 +321,25 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 	full := false
 	taken := 0
 	for _, a := range r.q {
-		if a.dlq != nil {
-			b.DLQ = append(b.DLQ, a.dlq...)
-			for i := range a.dlq {
-				a.queued -= int64(a.dlq[i].Record.Size())
-				r.queued -= int64(a.dlq[i].Record.Size())
+		// A request's dead letters go first, at most the record cap of them
+		// per batch (apart from the records), so a body of many rejects is
+		// made into entries a batch at a time.
+		for a.nextDL < len(a.dlq) {
+			if len(b.DLQ) >= maxRecs {
+				full = true
+				break
 			}
-			a.dlq = nil
+			b.DLQ = append(b.DLQ, a.entry(a.nextDL))
+			sz := int64(a.dlq[a.nextDL].span.n)
+			a.nextDL++
+			a.queued -= sz
+			r.queued -= sz
 		}
 		var headers []engine.Header
-		var x *ackExtras
 		if a.x != nil {
-			headers, x = a.x.headers, a.x
-			if x.dlqAt == nil {
-				x = nil
-			}
+			headers = a.x.headers
 		}
-		for a.next < len(a.spans) {
+		for !full && a.next < len(a.spans) {
 			if len(b.Records) >= maxRecs {
 				full = true
 				break
@@ -332,8 +351,8 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 				break
 			}
 			seq := uint32(a.next)
-			if x != nil {
-				seq = x.eventOf(a.next)
+			if len(a.dlq) > 0 {
+				seq = a.eventOf(a.next)
 			}
 			b.Records = append(b.Records, engine.Record{Value: a.body[sp.off : sp.off+sp.n : sp.off+sp.n], Topic: a.topic, Headers: headers, Tag: a.id, Seq: seq})
 			a.next++
@@ -341,12 +360,11 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 			a.queued -= sz
 			r.queued -= sz
 		}
-		if a.next == len(a.spans) {
-			a.spans, a.body = nil, nil // the batches own the records now
-		}
 		if full {
 			break
 		}
+		a.spans, a.dlq, a.reasons, a.body = nil, nil, nil, nil // the batches own the records now
+		a.next, a.nextDL, a.dlqCur = 0, 0, 0
 		b.Tokens = append(b.Tokens, a)
 		taken++
 	}

@@ -21,9 +21,36 @@ func testAck(id uint64, n, size int, dlq int) *Ack {
 		out.add(v)
 	}
 	for range dlq {
-		out.reject([]byte("bad"), "parse error: test")
+		out.appendReject([]byte("bad"), "parse error: test")
 	}
 	return newAck(id, &out, nil)
+}
+
+// TestReceiverDeadLettersInBatches: a request's dead letters come before
+// its records, at most the record cap of them per batch; its token travels
+// with the batch of its last record.
+func TestReceiverDeadLettersInBatches(t *testing.T) {
+	r := NewReceiver(ReceiverConfig{QueueBytes: 1 << 20, PollTimeout: 10 * time.Millisecond})
+	a := testAck(1, 3, 10, 25)
+	if err := r.Enqueue(a); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for r.QueuedBytes() > 0 {
+		b, err := r.RecvLimited(context.Background(), engine.RecvLimits{MaxRecords: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range b.DLQ {
+			if d.Reason != "parse error: test" || d.Stage != "receiver" || d.Record.Tag != 1 || string(d.Record.Value) != "bad" {
+				t.Fatalf("dead letter %+v", d)
+			}
+		}
+		got = append(got, fmt.Sprintf("%d+%d/%d", len(b.DLQ), len(b.Records), len(b.Tokens)))
+	}
+	if want := "[10+0/0 10+0/0 5+3/1]"; fmt.Sprint(got) != want {
+		t.Fatalf("batches (dead letters+records/tokens) %v, want %s", got, want)
+	}
 }
 
 func TestReceiverSplitsRequestsAcrossBatches(t *testing.T) {

@@ -59,7 +59,7 @@ func TestTallyCountsSinkDeadLetters(t *testing.T) {
 		for _, v := range vals {
 			out.appendRecord([]byte(v))
 		}
-		out.reject([]byte("{bad"), "parse error: test")
+		out.appendReject([]byte("{bad"), "parse error: test")
 		a := newAck(id, &out, nil)
 		if err := recv.Enqueue(a); err != nil {
 			t.Fatal(err)

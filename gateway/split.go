@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"fmt"
 	"sync"
 
-	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/engine/codec"
 )
 
@@ -37,27 +35,54 @@ type span struct{ off, n uint32 }
 // maxSplitBody is the largest body a span can index.
 const maxSplitBody uint64 = 1<<32 - 1
 
+// deadLetter is one rejected event of a body, 20 bytes instead of an
+// engine.DLQEntry's 160 and its reason's text: the receiver makes the
+// entry, reason and all, only when the driver takes it.
+type deadLetter struct {
+	span        // the bytes kept (an oversized event: its first maxDLQValue)
+	why  dlKind // which reason
+	n    uint32 // the line or array element; dlTooLarge: the event's size; dlReason: index in reasons
+	seq  uint32 // the event's index in the body (Record.Seq)
+}
+
+// dlKind says why an event was dead-lettered.
+type dlKind uint8
+
+const (
+	dlLineNotJSON   dlKind = iota // NDJSON line n is not valid JSON
+	dlLineNotObject               // NDJSON line n is not an object
+	dlElemNotObject               // array element n is not an object
+	dlTooLarge                    // over the per-event cap; n is its size
+	dlReason                      // reasons[n] (a repeated name, …)
+)
+
 // splitOut collects the records and dead letters of one body. Records
 // reference the body's bytes (no copy); the body must not be mutated while
 // they are in flight.
 type splitOut struct {
 	body      []byte // the body the spans index
 	spans     []span
-	bytes     int64 // payload bytes of the spans
-	dlq       []engine.DLQEntry
-	maxEvent  int    // per-event cap in bytes; ≤ 0: none
-	maxEvents int    // cap on the events (records + dead letters) of the body; ≤ 0: none
-	tag       uint64 // Record.Tag of every record and dead letter
-	topic     string // Record.Topic of every record ("" = sink default)
+	bytes     int64 // payload bytes of the spans and dead letters
+	dlq       []deadLetter
+	reasons   []string // the reasons of dlReason dead letters
+	maxEvent  int      // per-event cap in bytes; ≤ 0: none
+	maxEvents int      // cap on the events (records + dead letters) of the body; ≤ 0: none
+	tag       uint64   // Record.Tag of every record and dead letter
+	topic     string   // Record.Topic of every record ("" = sink default)
 	ck        *codec.Checker
 }
 
 // checkers keeps codec.Checkers with grown buffers across requests.
 var checkers = sync.Pool{New: func() any { return new(codec.Checker) }}
 
+// spanOf returns the span of v, a sub-slice of o.body.
+func (o *splitOut) spanOf(v []byte) span {
+	return span{off: uint32(cap(o.body) - cap(v)), n: uint32(len(v))}
+}
+
 // add appends the record v, a sub-slice of o.body.
 func (o *splitOut) add(v []byte) {
-	o.spans = append(o.spans, span{off: uint32(cap(o.body) - cap(v)), n: uint32(len(v))})
+	o.spans = append(o.spans, o.spanOf(v))
 	o.bytes += int64(len(v))
 }
 
@@ -71,20 +96,26 @@ func (o *splitOut) record(v []byte) {
 	o.add(v)
 }
 
+// tooLarge dead-letters v, over the per-event cap, keeping its first
+// maxDLQValue bytes.
 func (o *splitOut) tooLarge(v []byte) {
-	kept := v
-	if len(kept) > maxDLQValue {
-		kept = kept[:maxDLQValue]
-	}
-	o.reject(kept, fmt.Sprintf("event too large: %d bytes over the %d-byte per-event cap (first %d bytes kept)", len(v), o.maxEvent, len(kept)))
+	o.deadLetter(v[:min(len(v), maxDLQValue)], dlTooLarge, len(v))
 }
 
+// deadLetter dead-letters v (a sub-slice of o.body) for why.
+func (o *splitOut) deadLetter(v []byte, why dlKind, n int) {
+	o.dlq = append(o.dlq, deadLetter{span: o.spanOf(v), why: why, n: uint32(n), seq: uint32(o.inputs())})
+	o.bytes += int64(len(v))
+}
+
+// reject dead-letters v, a sub-slice of o.body, with reason (kept once
+// when it repeats the previous one: a body of the same bad event costs one
+// text).
 func (o *splitOut) reject(v []byte, reason string) {
-	o.dlq = append(o.dlq, engine.DLQEntry{
-		Record: engine.Record{Value: v, Topic: o.topic, Tag: o.tag, Seq: uint32(o.inputs()), Format: engine.FormatRaw},
-		Reason: reason,
-		Stage:  "receiver",
-	})
+	if n := len(o.reasons); n == 0 || o.reasons[n-1] != reason {
+		o.reasons = append(o.reasons, reason)
+	}
+	o.deadLetter(v, dlReason, len(o.reasons)-1)
 }
 
 // inputs is the number of events the body carried (records + rejects).
@@ -166,11 +197,11 @@ func splitNDJSON(body []byte, out *splitOut) error {
 		}
 		switch err := out.ck.Check(l); {
 		case err == codec.ErrInvalid:
-			out.reject(l, fmt.Sprintf("parse error: line %d is not valid JSON", line))
+			out.deadLetter(l, dlLineNotJSON, line)
 		case err != nil:
 			out.reject(l, err.Error())
 		case l[0] != '{':
-			out.reject(l, fmt.Sprintf("parse error: line %d is not a JSON object", line))
+			out.deadLetter(l, dlLineNotObject, line)
 		default:
 			out.add(l)
 		}
@@ -244,7 +275,7 @@ func (o *splitOut) element(v []byte, err error, n int) {
 		}
 		o.reject(v, err.Error())
 	case v[0] != '{':
-		o.reject(v, fmt.Sprintf("parse error: array element %d is not a JSON object", n))
+		o.deadLetter(v, dlElemNotObject, n)
 	default:
 		o.record(v)
 	}

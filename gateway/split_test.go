@@ -34,7 +34,7 @@ func TestSplit(t *testing.T) {
 			t.Fatalf("split(%q): records %q, want %q", body, got, wantRecs)
 		}
 		var reasons []string
-		for _, d := range out.dlq {
+		for _, d := range out.deadLetters() {
 			if d.Record.Tag != 7 || d.Stage != "receiver" {
 				t.Fatalf("dead letter %+v", d)
 			}
@@ -69,8 +69,8 @@ func TestSplit(t *testing.T) {
 		f(t, `[{"ip":"a","ip":"0123456789"}]`, kindJSON, 10, nil, []string{`too_large:{"ip":"a","ip":"0123456789"}`}, nil)
 		out := splitOut{}
 		if err := split([]byte(`[{"ip":"a","\u0069p":"b"}]`), kindJSON, &out); err != nil || len(out.dlq) != 1 ||
-			out.dlq[0].Reason != `duplicate key "ip"` {
-			t.Fatalf("reason: %v %+v", err, out.dlq)
+			out.deadLetters()[0].Reason != `duplicate key "ip"` {
+			t.Fatalf("reason: %v %+v", err, out.deadLetters())
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
@@ -152,7 +152,7 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("record %q not from the body", r.Value)
 			}
 		}
-		for _, d := range out.dlq {
+		for _, d := range out.deadLetters() {
 			if strings.HasPrefix(d.Reason, "duplicate key") {
 				if !json.Valid(d.Record.Value) || !errors.Is(codec.Check(d.Record.Value), codec.ErrDuplicateKey) {
 					t.Fatalf("dead letter %q (%s) repeats no name", d.Record.Value, d.Reason)
