@@ -95,16 +95,22 @@ func (r *Record) decide(op byte, reason string) {
 }
 
 // Set sets the field at path to v, creating missing parent objects. v is
-// encoded as JSON: string, bool, integers, floats, nil, Value and RawJSON are
-// encoded without reflection; anything else goes through encoding/json.
+// encoded as JSON without reflection: nil, string, bool, every integer and
+// float type, Value and RawJSON (valid JSON text, checked by the host),
+// []byte (base64, as encoding/json does), a type with MarshalJSON or
+// MarshalText, and slices of any, string, int, int64, float64 and bool and
+// maps from string to any, string, int, int64, float64 and bool, whose
+// contents are encoded exactly as encoding/json would. Any other type is
+// ErrCannotEncode: marshal it (encoding/json) and pass RawJSON. (The SDK
+// does not link encoding/json: it would cost every module about 450 KB and
+// the host four times that in compiled code.)
 func (r *Record) Set(path string, v any) error {
 	raw, err := appendJSON(arena[len(arena):], v)
 	if err != nil {
 		r.k++ // the call still takes its site
 		return err
 	}
-	switch v.(type) {
-	case Value, RawJSON:
+	if userText(v) {
 		// Text from the handler: the host checks it.
 		k := r.k
 		r.k++

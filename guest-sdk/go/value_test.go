@@ -211,3 +211,68 @@ func bytesRef(v Value) []byte {
 	}
 	return v
 }
+
+type textish struct{ s string }
+
+func (t textish) MarshalText() ([]byte, error) { return []byte("<" + t.s + ">"), nil }
+
+type jsonish struct{}
+
+func (jsonish) MarshalJSON() ([]byte, error) { return []byte(" { \"a\" : [ 1 , \"<&>\" ] } "), nil }
+
+// TestSetEncodingLikeEncodingJSON: the types Set encodes that used to go
+// through encoding/json still give encoding/json's bytes.
+func TestSetEncodingLikeEncodingJSON(t *testing.T) {
+	vals := []any{
+		int8(-3), int16(300), uint(7), uint8(200), uint16(65000), float32(1.5), float32(3e-7), float32(1e22),
+		[]byte("hi\x00"), []byte{}, textish{"x&y"}, jsonish{},
+		[]any{1, "a<b", 2.5, 1e21, 1e-7, -0.0, true, nil, []any{"\u2028\u2029"}, map[string]any{"z": 1, "a": []string{"x"}}},
+		[]string{"q\"\\\n\t\x01é😀</>", "\xff"}, []int{1, -2}, []int64{1 << 62}, []float64{0.1, 123456789, 1e100}, []bool{true},
+		map[string]any{"b": 1, "a": "x", "\u00e9": nil, "<": map[string]bool{"t": true}},
+		map[string]string{"k2": "v", "k1": "&"}, map[string]int{"x": 1}, map[string]int64{"y": 2}, map[string]float64{"f": 0.000001},
+		map[string]bool{}, []any(nil), map[string]any(nil),
+	}
+	for _, v := range vals {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendJSON(nil, v)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("Set(%#v) encodes %s (%v), encoding/json %s", v, got, err, want)
+		}
+	}
+	// RawJSON and Value inside a container are JSON text (encoding/json
+	// took them for []byte and wrote base64), compacted as encoding/json
+	// compacts json.RawMessage.
+	if got, err := appendJSON(nil, []any{RawJSON(`[ 1, {"a" : "<"} ]`), Value(`"v"`)}); err != nil || string(got) != `[[1,{"a":"\u003c"}],"v"]` {
+		t.Errorf("nested RawJSON: %s, %v", got, err)
+	}
+	if _, err := appendJSON(nil, struct{ A int }{1}); !errors.Is(err, ErrCannotEncode) {
+		t.Errorf("a struct: %v, want ErrCannotEncode", err)
+	}
+	if _, err := appendJSON(nil, []any{math.NaN()}); !errors.Is(err, ErrInvalidJSON) {
+		t.Errorf("NaN: %v", err)
+	}
+}
+
+// FuzzNestedStrings: strings and floats inside a container are encoded as
+// encoding/json encodes them.
+func FuzzNestedStrings(f *testing.F) {
+	f.Add("a<b>&c\u2028", 1.5)
+	f.Add("\xff\x01\"\\", 1e-7)
+	f.Fuzz(func(t *testing.T, s string, x float64) {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return
+		}
+		v := map[string]any{s: []any{s, x, float32(x)}}
+		want, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		got, err := appendJSON(nil, v)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("encodes %s (%v), encoding/json %s", got, err, want)
+		}
+	})
+}
