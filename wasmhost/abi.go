@@ -129,9 +129,9 @@ const (
 )
 
 // wasiAllowed lists the WASI functions a Go (or TinyGo, Rust) reactor
-// imports. The sandbox gives them no filesystem, network, environment or
-// real clock: the instance has no preopens, no args or env, a fake clock,
-// and its stdout/stderr go to the host's log.
+// imports. The sandbox gives them no filesystem, network or real clock:
+// the instance has no preopens, no args, an environment of only GOGC and
+// GOMEMLIMIT, a fake clock, and its stdout/stderr go to the host's log.
 var wasiAllowed = map[string]bool{
 	"args_get": true, "args_sizes_get": true,
 	"environ_get": true, "environ_sizes_get": true,

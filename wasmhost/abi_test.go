@@ -164,6 +164,19 @@ func TestBatchHandler(t *testing.T) {
 	}
 }
 
+// TestGuestEnvironment: a guest's environment holds only its garbage
+// collector's settings: GOGC and a soft memory limit of half its linear
+// memory limit.
+func TestGuestEnvironment(t *testing.T) {
+	h := newHost(t, Config{PoolSize: 1, MemoryLimit: 32 << 20})
+	addGuests(t, h, "kitchen")
+	out, _ := process(t, h, "p", []string{"kitchen"}, `{"op":"env"}`)
+	v, err := codec.Get(out[0].Value, codec.MustParsePath("env"))
+	if want := `"GOGC=50 GOMEMLIMIT=16777216"`; err != nil || string(v) != want {
+		t.Fatalf("env = %s (%v), want %s", v, err, want)
+	}
+}
+
 // TestRandomGetIsRandom: random_get gives every instance its own random
 // bytes (wazero's default source is a fixed seed: two fresh instances
 // would read the same bytes).

@@ -37,11 +37,26 @@ type Config struct {
 	// empty with an empty DataDir: an in-memory cache. A cached Go guest
 	// compiles in about 60 ms instead of 500 ms.
 	CacheDir string
+	// CompileConcurrency is the most modules compiled at once, by every
+	// path that compiles (Add, Rollback, restoring the data dir, dry runs
+	// of a new version): compiling a Go guest holds about 35 MB of
+	// compiler memory in the Go heap for half a second to a few seconds,
+	// so compiling several at once multiplies the start-up peak. Default
+	// 1: compiles are serialised and the peak holds one compilation's
+	// memory; a gateway with memory to spare may raise it to start faster.
+	// A module found in the compilation cache is not compiled and takes no
+	// slot for long.
+	CompileConcurrency int
 	// PoolSize is the most instances kept per transform version, that is
 	// the most concurrent calls to one transform; more callers wait.
 	// Default GOMAXPROCS. Instances are created on demand (4–6 ms each for
 	// a Go guest).
 	PoolSize int
+	// IdleTimeout is how long an instance may sit idle in its pool before
+	// it is closed, down to one instance per transform version: pools grow
+	// with demand (a sharded batch takes one instance per shard) and shrink
+	// back when it passes. Default 30 s; negative keeps idle instances.
+	IdleTimeout time.Duration
 	// MemoryLimit is each instance's linear memory limit in bytes, rounded
 	// down to 64 KiB pages. Default 64 MiB. A guest that needs more fails its
 	// call with an "oom" trap.
@@ -88,11 +103,17 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	if c.CompileConcurrency == 0 {
+		c.CompileConcurrency = 1
+	}
 	if c.PoolSize == 0 {
 		c.PoolSize = runtime.GOMAXPROCS(0)
 	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = 64 << 20
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Second
 	}
 	if c.CallDeadline == 0 {
 		c.CallDeadline = 50 * time.Millisecond
@@ -130,6 +151,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.PoolSize < 0:
 		return fmt.Errorf("wasmhost: PoolSize %d < 0", c.PoolSize)
+	case c.CompileConcurrency < 0:
+		return fmt.Errorf("wasmhost: CompileConcurrency %d < 0", c.CompileConcurrency)
 	case c.MemoryLimit < 0:
 		return fmt.Errorf("wasmhost: MemoryLimit %d < 0", c.MemoryLimit)
 	case c.MemoryLimit > 0 && c.MemoryLimit < 4<<20:

@@ -1,6 +1,10 @@
 package wasmhost
 
 import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,5 +35,64 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if d.memoryLimitPages() != 1024 {
 		t.Errorf("pages %d", d.memoryLimitPages())
+	}
+}
+
+// TestCompileConcurrency: no more modules compile at once than
+// CompileConcurrency allows, and a limit above one is used.
+func TestCompileConcurrency(t *testing.T) {
+	if raceEnabled {
+		t.Skip("compiling without a warm cache takes minutes under -race")
+	}
+	for _, limit := range []int{1, 2} {
+		h := newHost(t, Config{CompileConcurrency: limit, CacheDir: t.TempDir()})
+		var peak atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if n := int64(len(h.compiles)); n > peak.Load() {
+					peak.Store(n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		var wg sync.WaitGroup
+		for _, name := range []string{"filter", "redact", "route"} {
+			wg.Go(func() {
+				if _, err := h.Add(context.Background(), name, guest(t, name)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		close(done)
+		if got := peak.Load(); got != int64(limit) {
+			t.Errorf("CompileConcurrency %d: %d compiles at once", limit, got)
+		}
+	}
+	if err := (Config{CompileConcurrency: -1}).Validate(); err == nil {
+		t.Error("negative CompileConcurrency accepted")
+	}
+}
+
+// TestCompileWaitCanceled: a compile that cannot get a slot before its
+// context ends fails with the context's error, and the version compiles
+// later all the same.
+func TestCompileWaitCanceled(t *testing.T) {
+	h := newHost(t, Config{})
+	h.compiles <- struct{}{} // the only slot is taken
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.Add(ctx, "filter", guest(t, "filter")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Add while every slot is taken: %v, want the context's deadline", err)
+	}
+	<-h.compiles
+	if _, err := h.Add(context.Background(), "filter", guest(t, "filter")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -69,7 +69,9 @@
 // # Sandbox
 //
 // A guest may import only sluice_v1 and the WASI functions a reactor needs;
-// it gets no preopened directories, no arguments or environment, a fake
-// clock, and its stdout and stderr go to the log, rate-limited. Metrics go
+// it gets no preopened directories, no arguments, an environment of only
+// GOGC and GOMEMLIMIT (a Go guest's garbage collector settings), a fake
+// clock, real randomness, and its stdout and stderr go to the log,
+// rate-limited. Metrics go
 // out through Hooks; this package imports no metrics library.
 package wasmhost

@@ -28,7 +28,8 @@ type Hooks struct {
 	// TrapDeadline, TrapOOM or TrapAbort.
 	OnTrap func(transform string, kind TrapKind)
 	// OnRecycle is called when an instance is discarded: reason is "trap",
-	// "deadline", "oom", "memory" (grew past RecycleAbove) or "canceled".
+	// "deadline", "oom", "memory" (grew past RecycleAbove), "canceled" or
+	// "idle" (closed by the pool after Config.IdleTimeout unused).
 	OnRecycle func(transform string, reason string)
 	// OnInstantiate is called after a new instance started, with the time
 	// it took.

@@ -31,6 +31,9 @@ type Host struct {
 	closed     bool
 
 	guestMem atomic.Int64 // linear memory of all live instances, bytes (see GuestMemoryBytes)
+
+	compiles chan struct{} // one token per compilation in progress (Config.CompileConcurrency)
+	stopReap func()        // stops the idle-instance reaper
 }
 
 // transform is a named transform and its kept versions (ascending).
@@ -49,6 +52,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	cfg = cfg.withDefaults()
 	h := &Host{
+		compiles:   make(chan struct{}, cfg.CompileConcurrency),
 		cfg:        cfg,
 		transforms: make(map[string]*transform),
 		broken:     make(map[string]error),
@@ -97,6 +101,11 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 			return nil, err
 		}
 	}
+	rctx, stop := context.WithCancel(context.Background())
+	h.stopReap = stop
+	if cfg.IdleTimeout > 0 {
+		go h.reap(rctx)
+	}
 	return h, nil
 }
 
@@ -108,6 +117,7 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	h.stopReap()
 	for _, t := range h.transforms {
 		for _, v := range t.versions {
 			v.retire()
@@ -119,6 +129,17 @@ func (h *Host) Close(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// compileSlot waits for a compilation slot (Config.CompileConcurrency) and
+// returns its release, or ctx's error when ctx is done first.
+func (h *Host) compileSlot(ctx context.Context) (func(), error) {
+	select {
+	case h.compiles <- struct{}{}:
+		return func() { <-h.compiles }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Config returns the effective configuration (defaults filled in).

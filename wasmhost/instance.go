@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,11 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
 )
+
+// guestGOGC is the GOGC a Go guest gets in its environment (Go's default is
+// 100): an allocating handler measured 7.5 MiB of linear memory at 100 and
+// 5.3 MiB at 50.
+const guestGOGC = "50"
 
 // instantiateTimeout bounds a guest's initialiser (_initialize): a module
 // that loops at start is interrupted and rejected.
@@ -34,12 +41,12 @@ type version struct {
 	lim      *logLimiter // guest output
 	trapLim  *logLimiter // the host's warnings about failed calls
 
-	compileOnce sync.Once
-	compiled    wazero.CompiledModule
-	compileErr  error
-	wasm        []byte // held until compiled
-	blobPath    string // where to read wasm from when nil (restored versions)
-	hasInit     bool
+	compileMu  sync.Mutex // held while compiling
+	compiled   wazero.CompiledModule
+	compileErr error
+	wasm       []byte // held until compiled
+	blobPath   string // where to read wasm from when nil (restored versions)
+	hasInit    bool
 
 	pool    chan *instance // idle instances
 	slots   chan struct{}  // one token per live instance (cap PoolSize)
@@ -58,7 +65,8 @@ type instance struct {
 	state   callState
 	stdout  *guestLog
 	stderr  *guestLog
-	memSize int64 // linear memory counted in Host.guestMem, bytes
+	memSize int64     // linear memory counted in Host.guestMem, bytes
+	idle    time.Time // when it was last released to the pool
 }
 
 func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counters) *version {
@@ -75,27 +83,44 @@ func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counter
 	}
 }
 
-// compile compiles the module once.
+// compile compiles the module once, waiting for a compilation slot
+// (Config.CompileConcurrency). A ctx done while waiting fails this call
+// only; a module that does not compile fails every call.
 func (v *version) compile(ctx context.Context) error {
-	v.compileOnce.Do(func() {
-		if v.wasm == nil && v.blobPath != "" {
-			b, err := readBlob(v.blobPath, v.meta.Digest)
-			if err != nil {
-				v.compileErr = err
-				return
-			}
-			v.wasm = b
-		}
-		cm, err := v.host.rt.CompileModule(ctx, v.wasm)
+	v.compileMu.Lock()
+	defer v.compileMu.Unlock()
+	if v.compiled != nil || v.compileErr != nil {
+		return v.compileErr
+	}
+	if v.wasm == nil && v.blobPath != "" {
+		b, err := readBlob(v.blobPath, v.meta.Digest)
 		if err != nil {
-			v.compileErr = fmt.Errorf("%w: compile %q: %s", ErrInvalidModule, v.name, err.Error())
-			return
+			v.compileErr = err
+			return err
 		}
-		v.compiled = cm
-		_, v.hasInit = cm.ExportedFunctions()[ExportInitialize]
-		v.wasm = nil
-	})
-	return v.compileErr
+		v.wasm = b
+	}
+	release, err := v.host.compileSlot(ctx)
+	if err != nil {
+		return fmt.Errorf("compile %q: %w", v.name, err)
+	}
+	cm, err := v.host.rt.CompileModule(ctx, v.wasm)
+	// Compiling leaves tens of megabytes of garbage in the Go heap: collect
+	// it before the next compile takes the slot, so compiles one after the
+	// other reuse the same memory instead of stacking up.
+	runtime.GC()
+	release()
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("compile %q: %w", v.name, cerr)
+		}
+		v.compileErr = fmt.Errorf("%w: compile %q: %s", ErrInvalidModule, v.name, err.Error())
+		return v.compileErr
+	}
+	v.compiled = cm
+	_, v.hasInit = cm.ExportedFunctions()[ExportInitialize]
+	v.wasm = nil
+	return nil
 }
 
 // instantiate starts a new instance of the pool: newInstance, counted in
@@ -131,7 +156,13 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		WithStderr(in.stderr).
 		// random_get gets real randomness: wazero's default source is a
 		// fixed-seed generator, the same sequence in every instance.
-		WithRandSource(rand.Reader)
+		WithRandSource(rand.Reader).
+		// A Go guest's runtime reads its garbage collector's settings from
+		// the environment: linear memory never shrinks, so a smaller heap
+		// goal keeps an instance small, and a soft limit below the hard
+		// one makes the guest collect harder instead of dying at the cap.
+		WithEnv("GOGC", guestGOGC).
+		WithEnv("GOMEMLIMIT", strconv.FormatInt(v.host.cfg.MemoryLimit/2, 10))
 	if v.hasInit {
 		mc = mc.WithStartFunctions(ExportInitialize)
 	} else {
@@ -205,6 +236,7 @@ func (v *version) release(in *instance, discard bool) {
 		<-v.slots
 		return
 	}
+	in.idle = time.Now()
 	v.pool <- in
 	if v.retired.Load() {
 		// retire ran between the check and the push: drain again.

@@ -49,8 +49,13 @@ func TestGuestMemoryBytes(t *testing.T) {
 		t.Fatalf("empty host: %d bytes", got)
 	}
 
-	// Add validates the module on one instance and keeps it.
+	// Add validates the module on an instance it closes; the first batch
+	// starts one.
 	addGuests(t, h, "kitchen")
+	if got := checkGuestMemory(t, h); got != 0 {
+		t.Fatalf("after Add: %d bytes", got)
+	}
+	process(t, h, "p", []string{"kitchen"}, `{"op":"none"}`)
 	one := checkGuestMemory(t, h)
 	if one < 1<<20 {
 		t.Fatalf("one kitchen instance: %d bytes", one)
@@ -86,11 +91,11 @@ func TestGuestMemoryBytes(t *testing.T) {
 		t.Fatalf("with more instances: %d bytes, was %d", both, grown)
 	}
 
-	// A trapped instance is discarded: its memory no longer counts.
+	// A trapped instance is discarded: its memory no longer counts. (Add
+	// closes the instance it validated the hog on.)
 	addGuests(t, h, "hog")
-	withHog := checkGuestMemory(t, h)
-	if withHog <= both {
-		t.Fatalf("hog's instance added nothing: %d, was %d", withHog, both)
+	if got := checkGuestMemory(t, h); got != both {
+		t.Fatalf("after adding the hog: %d bytes, want %d", got, both)
 	}
 	_, dlq = process(t, h, "h", []string{"hog"}, `{"hog":true}`)
 	if len(dlq) != 1 {
@@ -113,8 +118,10 @@ func TestGuestMemoryBytes(t *testing.T) {
 }
 
 func TestGuestMemoryBytesRecycleAndClose(t *testing.T) {
-	h := newHost(t, Config{PoolSize: 4, RecycleAbove: 1})
+	h := newHost(t, Config{PoolSize: 4, RecycleAbove: -1})
 	addGuests(t, h, "noop")
+	process(t, h, "warm", []string{"noop"}, `{}`)
+	h.cfg.RecycleAbove = 1
 	first := checkGuestMemory(t, h)
 	if first <= 0 {
 		t.Fatalf("one instance: %d bytes", first)
@@ -142,5 +149,49 @@ func TestGuestMemoryBytesRecycleAndClose(t *testing.T) {
 	}
 	if got := h.GuestMemoryBytes(); got != 0 {
 		t.Fatalf("after Close: %d bytes", got)
+	}
+}
+
+// TestIdleInstancesReaped: instances started for a burst are closed once
+// idle for IdleTimeout, down to one per version; the pool grows again on
+// demand.
+func TestIdleInstancesReaped(t *testing.T) {
+	h := newHost(t, Config{PoolSize: 3, IdleTimeout: 100 * time.Millisecond})
+	addGuests(t, h, "noop")
+	v := h.transforms["noop"].current
+	ctx := context.Background()
+	var ins []*instance
+	for i := 0; i < 3; i++ {
+		in, err := v.acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	for _, in := range ins {
+		v.release(in, false)
+	}
+	if n := len(v.slots); n != 3 {
+		t.Fatalf("%d live instances after a burst of 3", n)
+	}
+	three := h.GuestMemoryBytes()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(v.slots) > 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(v.slots); n != 1 {
+		t.Fatalf("%d live instances after idling, want 1", n)
+	}
+	if one := checkGuestMemory(t, h); one*3 > three+three/10 {
+		t.Fatalf("guest memory %d after reaping, %d with three instances", one, three)
+	}
+	// One instance stays however long the pool idles, and serves.
+	time.Sleep(300 * time.Millisecond)
+	if n := len(v.slots); n != 1 {
+		t.Fatalf("%d live instances, want the last one kept", n)
+	}
+	out, _ := process(t, h, "p", []string{"noop"}, `{"a":1}`)
+	if len(out) != 1 {
+		t.Fatalf("out %d", len(out))
 	}
 }

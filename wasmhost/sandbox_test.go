@@ -252,9 +252,9 @@ func TestRecycleAboveHighWater(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	// Every call recycles; Add's validation instance plus one per call
-	// after the first.
-	if rec.recycles["memory"] != 3 || rec.inst != 3 {
+	// Every call recycles its instance: Add's validation instance (closed)
+	// plus one per call.
+	if rec.recycles["memory"] != 3 || rec.inst != 4 {
 		t.Fatalf("recycles %v instantiations %d", rec.recycles, rec.inst)
 	}
 }

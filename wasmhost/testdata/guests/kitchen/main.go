@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	sluice "github.com/sluicehq/sluice/guest-sdk/go"
 )
@@ -70,6 +72,9 @@ func init() {
 		case "raw":
 			raw := rec.Raw()
 			return rec.SetValue([]byte(fmt.Sprintf(`{"wrapped":%s}`, raw)))
+		case "env":
+			// The environment the host gives a guest.
+			return rec.SetString("env", strings.Join(os.Environ(), " "))
 		case "rand":
 			// random_get: 16 bytes from the host's source.
 			var b [16]byte
