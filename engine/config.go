@@ -98,9 +98,11 @@ type Config struct {
 	// Without it RunGoverned behaves as Run. Optional.
 	Budget *governor.ByteBudget
 	// TickEvery is the period of OnTick (flush timers, maintenance). 0
-	// disables ticking. Ticks run on the loop goroutine between blocks, so
-	// never concurrently with process or sink; a receive is bounded by the
-	// next tick's deadline.
+	// disables ticking. Ticks run on the loop goroutine between receives,
+	// never concurrently with each other; a receive is bounded by the next
+	// tick's deadline. With Depth ≤ 1 that is between blocks, so never
+	// concurrently with process or sink; with Depth > 1 blocks received
+	// earlier may be in flight.
 	TickEvery time.Duration
 	// OnTick is called every TickEvery. Its error is logged and counted in
 	// Stats.TickErrors; it does not stop the loop. Required iff TickEvery > 0.
@@ -109,8 +111,18 @@ type Config struct {
 	// Default: discard.
 	Logger *slog.Logger
 	// Observer receives per-block and per-budget measurements (for metrics
-	// export). Optional; called on the loop goroutine, must not block.
+	// export). Optional; called one at a time per run (with Depth > 1 from
+	// the run's stage goroutines), must not block.
 	Observer Observer
+	// Depth is how many sub-blocks RunGoverned keeps in flight at once
+	// (received and leased, being processed, or waiting for the sink): with
+	// Depth > 1 up to Depth sub-blocks are processed concurrently while
+	// earlier ones are sunk and committed in receive order, so the process
+	// stage does not wait for the sink's acknowledgements nor the sink for
+	// the guests. The driver then leases up to Depth × the byte budget.
+	// 0 or 1 (the default): one block at a time. At most MaxDepth. Run and
+	// RunParsed ignore it.
+	Depth int
 }
 
 // Validate reports an unusable configuration (wrapping ErrInvalidConfig).
@@ -127,6 +139,8 @@ func (c Config) Validate() error {
 		return bad("DLQ", nil, "a DLQ sink is required by DLQPolicy route")
 	case c.ParseError > ParseErrorFailBatch:
 		return bad("ParseError", c.ParseError, "unknown parse-error action")
+	case c.Depth < 0 || c.Depth > MaxDepth:
+		return bad("Depth", c.Depth, fmt.Sprintf("must be in [0, %d] (0 and 1: one block at a time)", MaxDepth))
 	case c.TickEvery < 0:
 		return bad("TickEvery", c.TickEvery, "must be ≥ 0")
 	case c.TickEvery > 0 && c.OnTick == nil:
@@ -148,14 +162,15 @@ func (c Config) withDefaults() Config {
 }
 
 // Observer receives the driver's measurements so the gateway can export
-// metrics without the engine importing a metrics library. Calls come from
-// the run loop goroutine, one at a time per Run; they must be cheap and must
-// not block.
+// metrics without the engine importing a metrics library. Calls come one
+// at a time per run (from the run loop goroutine, or with Config.Depth > 1
+// from the run's stage goroutines); they must be cheap and must not block.
 type Observer interface {
 	// ObserveBlock is called after each block was sunk and committed.
 	ObserveBlock(BlockStats)
 	// ObserveBudget is called by RunGoverned after each receive (also an
-	// empty one) once the AIMD loop folded it in.
+	// empty one) once the AIMD loop folded it in (with Depth > 1: a block
+	// when it was committed, an empty receive at once).
 	ObserveBudget(BudgetSample)
 }
 
@@ -183,7 +198,9 @@ type BlockStats struct {
 type BudgetSample struct {
 	// BlockBytes is the received block's bytes (0 for an empty receive).
 	BlockBytes int64
-	// ProcessTime is the time to drive the block (0 for an empty receive).
+	// ProcessTime is the time to drive the block (0 for an empty receive);
+	// with Config.Depth > 1, the block's time from its receive to its commit
+	// divided by Depth (its share of the driver's capacity).
 	ProcessTime time.Duration
 	// IngestInterval is the time since the previous receive returned.
 	IngestInterval time.Duration

@@ -88,6 +88,7 @@ const (
 	modeWhole mode = iota
 	modeStreaming
 	modeGoverned
+	modeOverlapped
 )
 
 // Run drives whole blocks: Recv(MaxRecords) → DLQ policy → lease → process →
@@ -117,7 +118,33 @@ func (d *Driver[T]) Run(ctx context.Context, r Receiver[T], process ProcessFunc[
 // read at that block, and every receive is folded into the AIMD loop as
 // (block bytes, process time, ingest interval) — an empty receive too, as
 // slack, so a quiet pipeline grows its budget back.
+//
+// With Config.Depth > 1 the stages overlap: up to Depth sub-blocks are in
+// flight at once — received, leased, processed concurrently (process is
+// called from several goroutines), then sunk, their dead letters routed and
+// their blocks committed one at a time in receive order by one goroutine
+// (so Commit runs concurrently with Recv, never with itself). The outcomes
+// are those of the sequential loop: the sink sees the same batches in the
+// same order, every commit follows its block's sink writes and every
+// earlier block's commit, and the first terminal error in receive order
+// stops the run — nothing after it is sunk or committed (blocks received
+// after it are dropped uncommitted), blocks before it complete, and
+// RunGoverned returns it once every stage stopped and every lease is
+// released. Each sub-block's lease is held from its cut to the end of its
+// sink write, so the driver leases at most Depth sub-blocks, each at most
+// the byte budget read when its block was received (floor one record):
+// Depth × budget in all, and Depth × min(MaxRecords, RecordCap()) records.
+// The AIMD loop observes each block at its commit with its time in flight
+// divided by Depth (its share of the driver's capacity: a full pipeline
+// reads as a busy sequential loop). OnTick runs on the receiving goroutine,
+// so it may run while blocks are processed or sunk. A cancelled ctx stops
+// receiving; the sub-blocks in flight still run with ctx, and the run
+// returns the first of their errors (errors.Is(err, context.Canceled)) or
+// nil.
 func (d *Driver[T]) RunGoverned(ctx context.Context, r Receiver[T], process ProcessFunc[T], sink SinkFunc[T]) error {
+	if d.cfg.Depth > 1 {
+		return d.loop(ctx, r, modeOverlapped, 0, process, sink)
+	}
 	if d.cfg.Budget == nil {
 		return d.loop(ctx, r, modeWhole, 0, process, sink)
 	}
@@ -129,10 +156,15 @@ func (d *Driver[T]) loop(ctx context.Context, r Receiver[T], m mode, subBlock in
 		return fmt.Errorf("%w: process and sink must not be nil", ErrInvalidConfig)
 	}
 	d.log.LogAttrs(ctx, slog.LevelInfo, "engine: run loop starting",
-		slog.String("mode", [...]string{"whole", "streaming", "governed"}[m]),
-		slog.Int("max_records", d.cfg.MaxRecords),
+		slog.String("mode", [...]string{"whole", "streaming", "governed", "overlapped"}[m]),
+		slog.Int("max_records", d.cfg.MaxRecords), slog.Int("depth", max(d.cfg.Depth, 1)),
 		slog.String("dlq_policy", d.cfg.DLQPolicy.String()), slog.Int64("sub_block_bytes", subBlock))
-	err := d.runLoop(ctx, r, m, subBlock, process, sink)
+	var err error
+	if m == modeOverlapped {
+		err = d.runOverlapped(ctx, r, process, sink)
+	} else {
+		err = d.runLoop(ctx, r, m, subBlock, process, sink)
+	}
 	if err != nil {
 		d.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelError, "engine: run loop stopped on a terminal error (ack barrier: the failed block is not committed)",
 			slog.String("error", err.Error()))

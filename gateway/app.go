@@ -137,7 +137,8 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (*App, error) {
 
 // newGovernor sizes the governor from the memory limit: a quarter of it
 // may be leased (in flight), the byte budget moves between 64 KiB and
-// min(16 MiB, a quarter of that). Its pressure sources are the receive
+// min(16 MiB, a quarter of that) divided by the driver depth, as each line's
+// driver holds up to depth batches of the budget. Its pressure sources are the receive
 // queue's fill and the sink's health. The heap is measured against the
 // explicit limit, else GOMEMLIMIT or the cgroup's limit (the governor's
 // defaults). hostMemory reports the WASM host's compiled code (outside the
@@ -153,7 +154,7 @@ func newGovernor(cfg *Config, recv *Receiver, sinkHealth *governor.Gauge, hostMe
 		HeapLimit:   heapLimit,
 		HostMemory:  hostMemory,
 		Budget: governor.BudgetConfig{
-			Max: min(16<<20, max(guardLimit/4, 256<<10)),
+			Max: max(min(16<<20, guardLimit/4)/int64(max(cfg.DriverDepth, 1)), 256<<10),
 			Min: 64 << 10,
 		},
 		Sources: []governor.Source{recv.Fill(), sinkHealth},
@@ -462,7 +463,7 @@ func (a *App) startLines(context.Context) (func(context.Context) error, error) {
 		maxRecord = int(a.cfg.Kafka.MaxRecordBytes)
 		proc = capRecords{inner: proc, max: maxRecord}
 	}
-	d := driveDeps{gov: a.gov, sink: a.tally, proc: proc, m: a.m, log: a.log}
+	d := driveDeps{gov: a.gov, sink: a.tally, proc: proc, m: a.m, log: a.log, depth: a.cfg.DriverDepth}
 	a.http = newHTTPLine(d, a.recv, a.server, a.health, a.sink.Ping, a.cfg.ShutdownTimeout, a.log)
 	a.http.died = a.fail
 	srcs := a.cfg.sources()

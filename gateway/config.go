@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluicehq/sluice/engine"
 	"github.com/sluicehq/sluice/gateway/kafka"
 	"github.com/sluicehq/sluice/wasmhost"
 )
@@ -142,6 +143,13 @@ type Config struct {
 	// QueueBytes caps the bytes waiting for the driver; a request that does
 	// not fit is 503. 0: MemoryLimit/8 (at least MaxBody).
 	QueueBytes ByteSize `name:"queue-bytes" yaml:"queue_bytes" placeholder:"SIZE" example:"128MiB" help:"Bytes that may wait for the driver; a request that does not fit is 503. Default memory_limit/8 (at least max_body)."`
+	// DriverDepth is how many batches each line's driver keeps in flight
+	// (engine.Config.Depth): up to DriverDepth are run through the
+	// transforms at once while earlier ones are written to the sink and
+	// committed, in order. The byte budget's ceiling and the record cap of
+	// one receive are divided by it, so a line holds no more in flight
+	// than one batch could with 1 (one batch at a time).
+	DriverDepth int `name:"driver-depth" yaml:"driver_depth" default:"2" help:"Batches each line's driver keeps in flight: up to this many run through the transforms at once while earlier ones are written to Kafka and committed, in order (a client still gets 200 only once all its events are written). 1: one batch at a time. The byte budget and record cap of a batch are divided by it, so the bytes in flight stay within the same bound."`
 	// GuestMemory caps the linear memory of one WASM transform instance; a
 	// guest that needs more fails its call (its records are dead-lettered
 	// "oom: ..."). 0: MemoryLimit/16, between 16 MiB and 64 MiB, so the
@@ -510,6 +518,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GuestMemory < 0 || (c.GuestMemory > 0 && c.GuestMemory < 4<<20) {
 		bad("guest_memory %v must be at least 4MiB (a Go guest needs about 3 MiB to start)", c.GuestMemory)
+	}
+	if c.DriverDepth < 1 || c.DriverDepth > engine.MaxDepth {
+		bad("--driver-depth %d: want 1 to %d", c.DriverDepth, engine.MaxDepth)
 	}
 	if c.QueueBytes < 0 || (c.QueueBytes > 0 && c.QueueBytes < c.MaxBody) {
 		bad("queue_bytes %v must be ≥ --max-body %v", c.QueueBytes, c.MaxBody)

@@ -10,20 +10,26 @@ import (
 	"github.com/sluicehq/sluice/governor"
 )
 
-// driverMaxRecords caps the records of one receive; the byte budget caps
-// its bytes.
+// driverMaxRecords caps the records a line's driver holds in flight (of
+// one receive at depth 1; divided among the batches in flight otherwise);
+// the byte budget caps their bytes.
 const driverMaxRecords = 10_000
 
 // driveDeps is what every line's driver shares: the governor's guard and
 // budget, the sink (records and dead letters), the processor (nil: pass
-// through) and the metrics.
+// through), the metrics and the depth (Config.DriverDepth).
 type driveDeps struct {
-	gov  *governor.Governor
-	sink lineSink
-	proc engine.Processor
-	m    *Metrics
-	log  *slog.Logger
+	gov   *governor.Governor
+	sink  lineSink
+	proc  engine.Processor
+	m     *Metrics
+	log   *slog.Logger
+	depth int // batches in flight (≤ 1: one at a time)
 }
+
+// maxRecords is the record cap of one receive at depth: driverMaxRecords
+// in all.
+func maxRecords(depth int) int { return max(driverMaxRecords/max(depth, 1), 1) }
 
 // lineSink is what a line's driver writes to: records and dead letters.
 type lineSink interface {
@@ -46,7 +52,8 @@ func runGoverned[T any](ctx context.Context, d driveDeps, recv engine.Receiver[T
 // used).
 func runGovernedFunc[T any](ctx context.Context, d driveDeps, recv engine.Receiver[T], process engine.ProcessFunc[T]) error {
 	drv, err := engine.NewDriver[T](engine.Config{
-		MaxRecords: driverMaxRecords,
+		MaxRecords: maxRecords(d.depth),
+		Depth:      d.depth,
 		DLQPolicy:  engine.DLQRoute,
 		DLQ:        d.sink,
 		Guard:      d.gov.Guard(),

@@ -78,8 +78,8 @@ func newKafkaLine(o SourceOptions, srcCfg kafka.SourceConfig, topic string, d ka
 				l.setSource(nil)
 				s.Close()
 			}()
-			r := &kafkaReceiver{Source: s, topic: topic, latched: d.latched, closing: &l.closing, log: log,
-				pipelineErr: func() error { return d.host.Pipeline(sourcePipeline(o)).Err() }}
+			r := newKafkaReceiver(s, topic, d.latched, &l.closing, log)
+			r.pipelineErr = func() error { return d.host.Pipeline(sourcePipeline(o)).Err() }
 			return runGovernedFunc(ctx, drive, engine.Receiver[kafka.Offset](r), engine.Process[kafka.Offset](proc))
 		},
 		sinkFault: func(err error) bool {
@@ -155,7 +155,19 @@ func (p hostPipeline) Process(ctx context.Context, recs []engine.Record, dlq []e
 // records that are not JSON objects moved to the batch's dead letters (their
 // tokens stay, so the partition moves on past them once the block commits),
 // the line's default topic set, and fetching paused while pressure is
-// latched. Called from the driver's goroutine only.
+// latched. RecvLimited is called from the driver's receiving goroutine,
+// Commit from its sink stage (the same goroutine at depth 1).
+//
+// With the driver's stages overlapped a block is received while earlier
+// ones are still in flight. A poll blocks the group's rebalances until
+// every record it fetched is committed (kgo.BlockRebalanceOnPoll), so
+// polling while earlier records are uncommitted would hold a rebalance
+// back for as long as the line stays busy, until the group's rebalance
+// timeout evicts the member. The receiver therefore hands out what the
+// last poll buffered as fast as the driver takes it, and polls again only
+// once every record handed out was committed: the pipeline drains at each
+// poll (at most MaxRecords records), and a pending rebalance proceeds
+// there, as with one block at a time.
 type kafkaReceiver struct {
 	*kafka.Source
 	topic   string // default topic of the line's records ("" = the sink's)
@@ -165,6 +177,14 @@ type kafkaReceiver struct {
 	// pipelineErr returns why the line's pipeline cannot run (nil: it can).
 	pipelineErr func() error
 	pausedBy    string // why fetching is paused ("" = it is not)
+
+	uncommitted atomic.Int64  // tokens handed out, not yet committed
+	settled     chan struct{} // capacity 1: uncommitted dropped to 0
+}
+
+// newKafkaReceiver returns the receiver of one run over s.
+func newKafkaReceiver(s *kafka.Source, topic string, latched func() bool, closing *atomic.Bool, log *slog.Logger) *kafkaReceiver {
+	return &kafkaReceiver{Source: s, topic: topic, latched: latched, closing: closing, log: log, settled: make(chan struct{}, 1)}
 }
 
 var _ engine.Receiver[kafka.Offset] = (*kafkaReceiver)(nil)
@@ -180,7 +200,17 @@ func (r *kafkaReceiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) 
 		return engine.Batch[kafka.Offset]{}, engine.ErrSourceClosed
 	}
 	r.pause()
+	if r.Buffered() == 0 {
+		// The next receive polls: first let every block in flight commit.
+		if err := r.waitSettled(ctx); err != nil {
+			return engine.Batch[kafka.Offset]{}, err
+		}
+		if r.closing != nil && r.closing.Load() {
+			return engine.Batch[kafka.Offset]{}, engine.ErrSourceClosed
+		}
+	}
 	b, err := r.Source.RecvLimited(ctx, lim)
+	r.uncommitted.Add(int64(len(b.Tokens)))
 	if err != nil || len(b.Records) == 0 {
 		return b, err
 	}
@@ -241,6 +271,34 @@ func (r *kafkaReceiver) pause() {
 	}
 	r.pausedBy = why
 	r.SetPaused(why != "")
+}
+
+// Commit implements engine.Receiver: Source.Commit, then it tells a
+// receive waiting to poll that nothing is in flight any more.
+func (r *kafkaReceiver) Commit(ctx context.Context, tokens []kafka.Offset) error {
+	if err := r.Source.Commit(ctx, tokens); err != nil {
+		return err
+	}
+	if r.uncommitted.Add(-int64(len(tokens))) <= 0 {
+		select {
+		case r.settled <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// waitSettled waits until every token handed out was committed, or ctx is
+// done (its error).
+func (r *kafkaReceiver) waitSettled(ctx context.Context) error {
+	for r.uncommitted.Load() > 0 {
+		select {
+		case <-r.settled:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // checkRecord's errors.

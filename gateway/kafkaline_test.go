@@ -32,7 +32,7 @@ func TestKafkaReceiverPausesUnderPressure(t *testing.T) {
 	t.Cleanup(src.Close)
 	var latched atomic.Bool
 	latched.Store(true)
-	r := &kafkaReceiver{Source: src, topic: "out", latched: latched.Load, log: slog.New(slog.DiscardHandler)}
+	r := newKafkaReceiver(src, "out", latched.Load, nil, slog.New(slog.DiscardHandler))
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("in"))
 	if err != nil {

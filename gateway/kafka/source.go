@@ -175,8 +175,10 @@ var _ engine.Receiver[Offset] = (*Source)(nil)
 // not fit) also hold the rebalance back; keep a loop iteration well under
 // the group's rebalance timeout (60 s by default).
 //
-// Recv, RecvLimited and Commit must be called from one goroutine, as the
-// engine does; Close may be called from any.
+// Recv and RecvLimited must be called from one goroutine, as the engine
+// does; Commit may be called from another one (the engine's overlapped
+// driver commits from its sink stage while it receives), one call at a
+// time; Close may be called from any.
 type Source struct {
 	cfg SourceConfig
 	cl  *kgo.Client
@@ -251,6 +253,14 @@ func (s *Source) SetPaused(paused bool) {
 	} else {
 		s.cl.ResumeFetchTopics(s.cfg.Topics...)
 	}
+}
+
+// Buffered returns the records polled and not yet handed out: RecvLimited
+// polls the brokers only when it is 0.
+func (s *Source) Buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buf)
 }
 
 // Paused reports whether fetching is paused.
