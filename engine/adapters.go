@@ -7,7 +7,9 @@ import "context"
 // letters to the batch's DLQ. The driver restores the block's input Tokens
 // on the returned batch (the commit is always exactly the input tokens), so
 // ProcessFunc need not, and cannot, change them. An error fails the block
-// (*ProcessError, terminal). Called from the loop goroutine only.
+// (*ProcessError, terminal). Called from the loop goroutine only, except
+// under RunGoverned with Config.Depth > 1, where up to Depth calls run
+// concurrently.
 type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
 
 // SinkFunc writes a processed batch downstream, with RecordSink.Write's
@@ -16,7 +18,8 @@ type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
 // their own, every other record being accepted — the driver dead-letters
 // the listed ones and goes on; any other error is terminal (*SinkError).
 // The batch and its records belong to the driver again when it returns;
-// the driver, not the sink, commits the block's tokens.
+// the driver, not the sink, commits the block's tokens. A run calls it one
+// batch at a time, in receive order, also with Config.Depth > 1.
 type SinkFunc[T any] func(ctx context.Context, b *Batch[T]) error
 
 // Process adapts a Processor (the WASM pipeline) to a ProcessFunc: records

@@ -24,6 +24,14 @@
 // driver always owns the commit: a sink never commits tokens itself, so the
 // per-record outcomes are routed before the commit.
 //
+// With Config.Depth > 1 RunGoverned overlaps the stages (overlap.go): the
+// caller's goroutine receives and cuts sub-blocks while up to Depth of them
+// are in flight, Depth workers process them concurrently, and one sink
+// goroutine takes them in receive order — dead letters, sink, per-record
+// outcomes, lease release and, after a block's final sub-block, its commit.
+// The sink and commit order, and so every outcome, are those of the
+// sequential loop (TestOverlappedMatchesSequential).
+//
 // # Contracts
 //
 //   - Tokens are decoupled from records: a process stage may fan out or in;
@@ -32,8 +40,10 @@
 //   - The ack barrier: a receive, process, DLQ-route, sink or commit error
 //     stops the loop with a typed error (*ReceiveError, *ProcessError,
 //     *DLQRouteError, *SinkError, *CommitError). The failed block is not
-//     committed and no later block is received, so a cumulative commit (a
-//     Kafka offset) never passes records that were not delivered.
+//     committed and no later block is received (with overlapped stages: no
+//     later block is sunk or committed; those already received are
+//     dropped), so a cumulative commit (a Kafka offset) never passes
+//     records that were not delivered.
 //   - Every dead letter goes through one DLQPolicy before its block commits.
 //   - Per-record sink outcomes: a sink reports the records that failed for
 //     reasons of their own or of their topic with a *RecordErrors (Benthos'
@@ -49,13 +59,18 @@
 //     the graceful drain.
 //   - Memory: every (sub-)block's bytes are leased from the MemoryGuard while
 //     processed and sunk and released on every exit path; streaming holds one
-//     sub-block's lease at a time.
+//     sub-block's lease at a time, overlapped stages at most Depth (each at
+//     most the budget read when its block was received, floor one record:
+//     Depth × budget in all).
 //
 // # Cost
 //
 // The whole-block loop adds no allocation per block and a few nanoseconds per
 // record (BenchmarkDriverPassThrough); TestDriverLoopDoesNotAllocatePerBlock
-// holds it at zero.
+// holds it at zero. The overlapped loop adds three goroutine hand-offs per
+// sub-block and, with a Guard, the Lease's allocation
+// (BenchmarkDriverOverlapped); TestOverlappedLoopDoesNotAllocatePerBlock
+// holds it at zero without one.
 //
 // # Seed tests
 //

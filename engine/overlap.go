@@ -158,6 +158,9 @@ func (o *overlap[T]) receiveStage(ctx, pctx context.Context) error {
 		}
 		if drain.Remaining() > 0 {
 			o.cut(s, &drain, tokens)
+			if drain.Done() {
+				drain, tokens = SubBlockDrain{}, nil // keep no reference to a block cut whole
+			}
 			continue
 		}
 		if ctx.Err() != nil {
@@ -232,6 +235,9 @@ func (o *overlap[T]) receiveStage(ctx, pctx context.Context) error {
 		tokens = b.Tokens
 		drain = NewSubBlockDrain(b.Records, budget.Bytes())
 		o.cut(s, &drain, tokens)
+		if drain.Done() {
+			drain, tokens = SubBlockDrain{}, nil
+		}
 	}
 }
 

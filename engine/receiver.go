@@ -17,8 +17,11 @@ type RecvLimits struct {
 // front door, a Kafka consumer, the in-memory transport) and the driver.
 //
 // Recv and RecvLimited are called from one goroutine (the driver's); Commit
-// is called from the same goroutine after the sink accepted a batch. The
-// returned Batch and its records belong to the caller.
+// is called after the sink accepted a batch, from the same goroutine — or,
+// when RunGoverned overlaps its stages (Config.Depth > 1), from the run's
+// sink goroutine, concurrently with Recv. Commits are always made one at a
+// time and in receive order. The returned Batch and its records belong to
+// the caller.
 type Receiver[T any] interface {
 	// Recv returns up to max records. It blocks until at least one record is
 	// available or ctx is done; it may return an empty batch when it gave up
@@ -39,8 +42,10 @@ type Receiver[T any] interface {
 // Process may reuse recs' backing array for its output and may fan out or in.
 // Dead letters it produces are appended to dlq and returned. An error fails
 // the whole batch (nothing of it is committed) and is terminal for the run
-// loop. Process is called from one goroutine at a time per driver, but one
-// Processor may serve several drivers concurrently.
+// loop. Process is called from one goroutine at a time per run, except when
+// RunGoverned overlaps its stages (Config.Depth > 1): then up to Depth calls
+// of one run are concurrent, over different records. One Processor may
+// serve several drivers concurrently.
 type Processor interface {
 	Process(ctx context.Context, recs []Record, dlq []DLQEntry) ([]Record, []DLQEntry, error)
 }

@@ -180,8 +180,9 @@ type ReceiverConfig struct {
 // (never blocking: a full queue is an immediate error); the driver receives
 // byte-capped batches that may split a request across batches, and commits
 // each request's Ack with the batch that carried its last record.
-// Safe for concurrent use; Recv, RecvLimited and Commit are called from the
-// driver's goroutine.
+// Safe for concurrent use; Recv and RecvLimited are called from the
+// driver's receiving goroutine, Commit from its sink stage (the same
+// goroutine at --driver-depth 1), in receive order.
 type Receiver struct {
 	cfg    ReceiverConfig
 	fill   *governor.Gauge // queue fill as a pressure source ("queue")

@@ -129,7 +129,7 @@ func (s *StdoutSink) Ping(context.Context) error { return nil }
 
 // tallySink wraps the sink the driver writes to: it counts each request's
 // written records and dead letters (by Record.Tag, the request id) on its
-// Ack, and feeds the sink metrics. Called from the driver's goroutine.
+// Ack, and feeds the sink metrics. Called from each driver's sink stage.
 type tallySink struct {
 	inner Sink
 	recv  *Receiver

@@ -32,7 +32,7 @@
 //
 // Usage (from the module root):
 //
-//	go run ./internal/benchrun [-duration 20s] [-connections 64] [-events-per-request 100] [-pipeline filter,redact,route,enrich] [-modes discard,dev] [-markdown] [-lock FILE]
+//	go run ./internal/benchrun [-duration 20s] [-connections 64] [-events-per-request 100] [-pipeline filter,redact,route,enrich] [-modes discard,dev] [-markdown] [-lock FILE] [-sluice BINARY] [-sluice-flags FLAGS]
 //	go run ./internal/benchrun -peers [-rounds 3] [-systems benthos,go-discard,…] [-benthos BIN] [-rust DIR] [-check-out DIR] [flags above]
 //
 // The load generator runs on the same machine and competes for the same
@@ -66,6 +66,8 @@ type options struct {
 	modes    string
 	pipeline string
 	lock     string
+	bin      string // a sluice binary to run instead of building one
+	flags    string // more sluice run flags, space separated
 
 	// The peer comparison (-peers).
 	peers    bool
@@ -86,6 +88,8 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.markdown, "markdown", false, "also print the results as a Markdown table")
 	fs.StringVar(&o.pipeline, "pipeline", strings.Join(examples, ","), "the pipeline: example transforms, comma separated (\"\" for none, a pass-through baseline)")
 	fs.StringVar(&o.modes, "modes", "discard,dev", "runs, comma separated: discard (--sink discard) and dev (--dev, embedded Kafka)")
+	fs.StringVar(&o.bin, "sluice", "", "run this sluice `BINARY` instead of building the module's (to compare two builds)")
+	fs.StringVar(&o.flags, "sluice-flags", "", "more flags for sluice run, space separated (e.g. \"--driver-depth 1\")")
 	fs.StringVar(&o.lock, "lock", "", "hold an exclusive flock(2) on this `FILE` while measuring, so that measurements on a shared machine never overlap (do not also wrap benchrun in flock(1) on the same file)")
 	fs.BoolVar(&o.peers, "peers", false, "compare with Benthos instead (make bench-peers): Benthos and sluice on the same workload in one run")
 	fs.StringVar(&o.benthos, "benthos", "", "with -peers: a Benthos binary to use instead of building bench/benthos")
@@ -128,10 +132,13 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 // runModes is the end-to-end part of `make bench`: the pipeline with each
 // sink mode.
 func runModes(root, tmp string, o options, stdout, stderr io.Writer) int {
-	bin, err := buildSluice(root, tmp, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "benchrun: %v\n", err)
-		return 1
+	bin := o.bin
+	if bin == "" {
+		var err error
+		if bin, err = buildSluice(root, tmp, stderr); err != nil {
+			fmt.Fprintf(stderr, "benchrun: %v\n", err)
+			return 1
+		}
 	}
 	transforms, err := ensureTransforms(root, stderr)
 	if err != nil {
@@ -160,7 +167,7 @@ func runModes(root, tmp string, o options, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "benchrun: unknown mode %q (want discard or dev)\n", mode)
 			return 2
 		}
-		s := sluiceRun{bin: bin, transforms: transforms, pipeline: o.pipeline, sinkArgs: sinkArgs}
+		s := sluiceRun{bin: bin, transforms: transforms, pipeline: o.pipeline, sinkArgs: sinkArgs, extra: strings.Fields(o.flags)}
 		r, err := benchOne(s, mode, tmp, o.loadSettings, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "benchrun: %s: %v\n", mode, err)
