@@ -139,7 +139,9 @@ func TestHTTPAcksStayExactWithOverlappedDriver(t *testing.T) {
 		}()
 	}
 	done := make(chan error, 1)
-	go func() { done <- runGovernedFunc(context.Background(), d, engine.Receiver[*Ack](co), engine.Process[*Ack](d.proc)) }()
+	go func() {
+		done <- runGovernedFunc(context.Background(), d, engine.Receiver[*Ack](co), engine.Process[*Ack](d.proc))
+	}()
 	wg.Wait()
 	recv.Close()
 	if err := <-done; err != nil {
