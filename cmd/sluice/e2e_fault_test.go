@@ -39,8 +39,11 @@ func TestAckTimeoutAndQueueFull(t *testing.T) {
 		}
 		return nil, nil, false
 	})
+	// One batch in flight (--driver-depth 1), so the second request waits
+	// in the queue while the first is in the stalled sink; with a deeper
+	// driver the second would be taken for processing and a third queued.
 	p := startSluice(t, "--brokers", k.ListenAddrs()[0], "--ack-timeout", "400ms",
-		"--max-body", "64KiB", "--queue-bytes", "64KiB")
+		"--max-body", "64KiB", "--queue-bytes", "64KiB", "--driver-depth", "1")
 	body := func(tag string) []byte {
 		var b strings.Builder
 		for i := 0; b.Len() < 56<<10; i++ {
