@@ -250,11 +250,15 @@ func (d *doc) scanNext(ni int32) int32 {
 		}
 		e++
 		ks, ke = int32(i+1), int32(e-1)
-		// A key is followed by at least `":`, a value and a bracket: four
-		// bytes can be loaded from its start.
-		if kl := ke - ks; kl >= 4 {
+		// In valid JSON a key is followed by at least `":`, a value and a
+		// bracket, so four bytes can be loaded from its start; a broken
+		// record (`{"0"}`) may end sooner.
+		switch kl := ke - ks; {
+		case int(ks)+4 > len(b):
+			kpre = keyPrefix(b[ks:ke])
+		case kl >= 4:
 			kpre = binary.LittleEndian.Uint32(b[ks:])
-		} else {
+		default:
 			kpre = binary.LittleEndian.Uint32(b[ks:]) & (1<<(8*kl) - 1)
 		}
 		i = e
