@@ -406,6 +406,10 @@ func (a *App) kafkaSinkConfig(brokers []string, sec kafka.Security) kafka.Config
 	if o.Linger == 0 {
 		kc.Linger = -1 // no linger (the kafka package's zero means its default)
 	}
+	kc.TopicErrorTTL = o.TopicErrorTTL
+	if o.TopicErrorTTL == 0 {
+		kc.TopicErrorTTL = -1 // cache nothing (the kafka package's zero means its default)
+	}
 	// A record up to a raised cap (dead-lettered above it, capRecords) must
 	// fit in a batch with its framing. The default batch cap stays within
 	// the brokers' default message.max.bytes (1 MiB + 12 B); a record just

@@ -243,6 +243,9 @@ type KafkaOptions struct {
 	Linger time.Duration `name:"linger" yaml:"linger" default:"5ms" help:"How long a partition's batch waits for more records. Every request waits for it too: longer buys bigger batches at the cost of latency."`
 	// MaxRecordBytes caps one produced record.
 	MaxRecordBytes ByteSize `name:"max-record-bytes" yaml:"max_record_bytes" default:"1MiB" placeholder:"SIZE" help:"Largest record produced (key + value + headers): a larger one is dead-lettered \"too large for Kafka\" before the produce. Keep it at most the topics' max.message.bytes."`
+	// TopicErrorTTL is how long a topic found missing or not authorised
+	// stays so for the sink (kafka.Config.TopicErrorTTL).
+	TopicErrorTTL time.Duration `name:"topic-error-ttl" yaml:"topic_error_ttl" default:"10s" help:"How long a topic the cluster does not have, or that sluice may not write, is remembered as such: its records are dead-lettered (stage sink) at once instead of asking the brokers again, so a client naming a bad topic costs no retry storm. A topic created or an ACL granted meanwhile is used at most this long later. 0: ask every time."`
 	// ClientID is the Kafka client id.
 	ClientID string `name:"client-id" yaml:"client_id" default:"sluice" help:"Client id the brokers see (logs, quotas, ACLs)."`
 	// Acks is all or leader.
@@ -308,6 +311,9 @@ func (k *KafkaOptions) validate(c *Config, bad func(string, ...any)) {
 	}
 	if k.Linger < 0 || k.Linger >= c.deliveryTimeout() {
 		bad("--kafka-linger %v: want at least 0 and below the delivery timeout %v (half the ack timeout, at least 1s)", k.Linger, c.deliveryTimeout())
+	}
+	if k.TopicErrorTTL < 0 {
+		bad("--kafka-topic-error-ttl %v: want at least 0", k.TopicErrorTTL)
 	}
 	if k.MaxRecordBytes < 1<<10 {
 		bad("--kafka-max-record-bytes %v: want at least 1KiB", k.MaxRecordBytes)

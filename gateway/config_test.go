@@ -281,6 +281,7 @@ func TestKafkaOptions(t *testing.T) {
 	f([]string{"--kafka-compression", "brotli"}, nil, "--kafka-compression")
 	f([]string{"--kafka-acks", "none"}, nil, "--kafka-acks")
 	f([]string{"--kafka-linger", "10s"}, nil, "--kafka-linger")
+	f([]string{"--kafka-topic-error-ttl", "-1s"}, nil, "--kafka-topic-error-ttl")
 	f([]string{"--kafka-max-record-bytes", "100"}, nil, "--kafka-max-record-bytes")
 	f([]string{"--dev", "--kafka-tls"}, nil, "plaintext")
 	// There is no password flag: a password never sits in a process listing.
@@ -323,6 +324,13 @@ func TestKafkaSinkConfig(t *testing.T) {
 		if kc.BatchMaxBytes != wantBatch || kc.Linger != wantLinger || kc.Acks != cfg.Kafka.Acks || kc.Compression != cfg.Kafka.Compression {
 			t.Fatalf("%q: %+v", args, kc)
 		}
+		wantTTL := cfg.Kafka.TopicErrorTTL
+		if wantTTL == 0 {
+			wantTTL = -1 // the sink caches nothing
+		}
+		if kc.TopicErrorTTL != wantTTL {
+			t.Fatalf("%q: topic error TTL %v from %v", args, kc.TopicErrorTTL, cfg.Kafka.TopicErrorTTL)
+		}
 		if err := kc.Validate(); err != nil {
 			t.Fatal(err)
 		}
@@ -330,6 +338,8 @@ func TestKafkaSinkConfig(t *testing.T) {
 	f(nil, kafka.DefaultBatchMaxBytes, 5*time.Millisecond)                                   // within the brokers' default message.max.bytes
 	f([]string{"--kafka-max-record-bytes", "4MiB"}, 4<<20+batchOverhead, 5*time.Millisecond) // a raised cap fits in a batch
 	f([]string{"--kafka-linger", "0", "--kafka-compression", "zstd", "--kafka-acks", "leader"}, kafka.DefaultBatchMaxBytes, -1)
+	f([]string{"--kafka-topic-error-ttl", "1m"}, kafka.DefaultBatchMaxBytes, 5*time.Millisecond)
+	f([]string{"--kafka-topic-error-ttl", "0"}, kafka.DefaultBatchMaxBytes, 5*time.Millisecond)
 }
 
 func TestSourceOptions(t *testing.T) {
