@@ -39,28 +39,32 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // TestCompileConcurrency: no more modules compile at once than
-// CompileConcurrency allows, and a limit above one is used.
+// CompileConcurrency allows, and a limit above one is used. Every compile
+// holds its slot for a while (compileEntered), so that compiles a broken
+// limit let in would overlap, and waits until the limit's worth of compiles
+// hold theirs, so that a limit of two is seen used whatever the machine's
+// speed; the compilation cache is warm, so the test is quick under -race.
 func TestCompileConcurrency(t *testing.T) {
-	if raceEnabled {
-		t.Skip("compiling without a warm cache takes minutes under -race")
-	}
+	t.Cleanup(func() { compileEntered = nil })
 	for _, limit := range []int{1, 2} {
-		h := newHost(t, Config{CompileConcurrency: limit, CacheDir: t.TempDir()})
-		var peak atomic.Int64
-		done := make(chan struct{})
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if n := int64(len(h.compiles)); n > peak.Load() {
-					peak.Store(n)
-				}
-				time.Sleep(time.Millisecond)
+		h := newHost(t, Config{CompileConcurrency: limit})
+		var inside, peak atomic.Int64
+		full := make(chan struct{})
+		var fullOnce sync.Once
+		compileEntered = func() {
+			n := inside.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 			}
-		}()
+			if n >= int64(limit) {
+				fullOnce.Do(func() { close(full) })
+			}
+			select {
+			case <-full:
+			case <-time.After(10 * time.Second): // the limit is never reached: peak says so
+			}
+			time.Sleep(50 * time.Millisecond)
+			inside.Add(-1)
+		}
 		var wg sync.WaitGroup
 		for _, name := range []string{"filter", "redact", "route"} {
 			wg.Go(func() {
@@ -70,7 +74,7 @@ func TestCompileConcurrency(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		close(done)
+		compileEntered = nil
 		if got := peak.Load(); got != int64(limit) {
 			t.Errorf("CompileConcurrency %d: %d compiles at once", limit, got)
 		}

@@ -83,6 +83,10 @@ func (h *Host) newVersion(name string, meta versionMeta, wasm []byte, c *counter
 	}
 }
 
+// compileEntered, when set (by tests), is called by every compile once it
+// holds its compilation slot, before it compiles.
+var compileEntered func()
+
 // compile compiles the module once, waiting for a compilation slot
 // (Config.CompileConcurrency). A ctx done while waiting fails this call
 // only; a module that does not compile fails every call.
@@ -103,6 +107,9 @@ func (v *version) compile(ctx context.Context) error {
 	release, err := v.host.compileSlot(ctx)
 	if err != nil {
 		return fmt.Errorf("compile %q: %w", v.name, err)
+	}
+	if compileEntered != nil {
+		compileEntered()
 	}
 	cm, err := v.host.rt.CompileModule(ctx, v.wasm)
 	// Compiling leaves tens of megabytes of garbage in the Go heap: collect
