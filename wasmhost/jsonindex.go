@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -70,6 +71,7 @@ type doc struct {
 	val   []byte
 	nodes []node
 	state uint8
+	prev  int32  // the sibling before the node child last returned, -1 when first
 	key   []byte // scratch for decoding escaped keys
 }
 
@@ -89,6 +91,7 @@ func (d *doc) describes(val []byte) bool {
 type seg struct {
 	key   string
 	pre   uint32 // the key's first (up to) four bytes, as node.kpre
+	rare  int    // rareByte(key)
 	index int
 	isIdx bool
 }
@@ -113,6 +116,9 @@ type hpath struct {
 // pathSig packs a path's length and first bytes: a quick mismatch.
 func pathSig(b []byte) uint64 {
 	x := uint64(len(b))
+	if len(b) >= 8 {
+		return x | binary.LittleEndian.Uint64(b)<<16 // the same bytes, one load
+	}
 	for i := 0; i < min(len(b), 6); i++ {
 		x |= uint64(b[i]) << (8 * (i + 2))
 	}
@@ -137,7 +143,7 @@ func compilePath(raw string) (*hpath, bool) {
 			hp.segs[i] = seg{index: n, isIdx: true}
 			continue
 		}
-		hp.segs[i] = seg{key: part, pre: keyPrefix([]byte(part))}
+		hp.segs[i] = seg{key: part, pre: keyPrefix([]byte(part)), rare: rareByte(part)}
 	}
 	return hp, true
 }
@@ -335,24 +341,38 @@ func (d *doc) afterEdit(p *node) bool {
 }
 
 // skipScalar returns the end of the number or literal at b[i] (before
-// limit), or -1 when there is none.
+// limit), or -1 when there is none. One table load a byte: a timestamp
+// is a dozen digits.
 func skipScalar(b []byte, i, limit int) int {
+	if limit > len(b) {
+		return -1
+	}
 	j := i
-	for j < limit {
-		c := b[j]
-		if c == ',' || c == '}' || c == ']' || isSpace(c) {
+	for ; j < limit; j++ {
+		if c := scalarByte[b[j]]; c != 0 {
+			if c == scalarBad {
+				return -1
+			}
 			break
 		}
-		if c == '"' || c == '{' || c == '[' || c == ':' {
-			return -1
-		}
-		j++
 	}
 	if j == i {
 		return -1
 	}
 	return j
 }
+
+// scalarByte classes the bytes that stop a scalar: its end (a separator
+// or space) or a structure no scalar may hold.
+var scalarByte = [256]uint8{
+	',': scalarEnd, '}': scalarEnd, ']': scalarEnd, ' ': scalarEnd, '\t': scalarEnd, '\n': scalarEnd, '\r': scalarEnd,
+	'"': scalarBad, '{': scalarBad, '[': scalarBad, ':': scalarBad,
+}
+
+const (
+	scalarEnd = 1
+	scalarBad = 2
+)
 
 const (
 	lo8 = 0x0101010101010101
@@ -497,7 +517,8 @@ func decodeKey(dst, raw []byte) ([]byte, bool) {
 }
 
 // match reports whether node n (index c) has the key s: the length and
-// the first four bytes decide most mismatches without a comparison.
+// the first four bytes decide most mismatches without a comparison. The
+// callers test the prefix first (match is not inlined).
 func (d *doc) match(n *node, c int32, s *seg) bool {
 	if n.escKey {
 		return d.keyIs(c, s.key)
@@ -509,35 +530,112 @@ func (d *doc) match(n *node, c int32, s *seg) bool {
 	return kl <= 4 || string(d.val[n.ks+4:n.ke]) == s.key[4:]
 }
 
+// absent reports whether no member of object p past its scan position
+// can have the key s, without scanning them: when those bytes hold no
+// backslash every key is its raw bytes, so a member with the key would
+// show as the quoted key (which a string value or a nested key may also
+// show: then the members are scanned). Setting a new field must know the
+// key is absent (duplicate keys are forbidden); scanning every member
+// after the last one indexed to learn it cost more than the rest of the
+// edit. The members skipped are not checked for structure as the scan
+// checks them: records are valid JSON when they reach a transform, and
+// the scan that indexes those members later still finds a break.
+func (d *doc) absent(p *node, s *seg) bool {
+	end := int(p.ve) - 1
+	if p.scan < 0 || int(p.scan) > end || end >= len(d.val) {
+		return false
+	}
+	r := d.val[p.scan:end]
+	return bytes.IndexByte(r, '\\') < 0 && !hasQuoted(r, s)
+}
+
+// hasQuoted reports whether r holds s's key between quotes. It looks for
+// the key's rarest byte and checks the rest around it: bytes.Index of the
+// quoted key looks for its first byte, the quote, too common in JSON for
+// its fast path (it measured slower than scanning).
+func hasQuoted(r []byte, s *seg) bool {
+	k, n, at := s.key, len(s.key), s.rare
+	if n == 0 {
+		return true // "" is on every string's edge: let the scan decide
+	}
+	// The key would start at i-at, in [1, len(r)-n-1] (quotes around it).
+	for i := 1 + at; i < len(r)-n+at; i++ {
+		j := bytes.IndexByte(r[i:len(r)-n+at], k[at])
+		if j < 0 {
+			return false
+		}
+		i += j
+		if st := i - at; r[st-1] == '"' && r[st+n] == '"' && string(r[st:st+n]) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// rareByte returns the index of the byte of k least likely in JSON text,
+// for hasQuoted: anything but a lowercase letter or a digit (an uppercase
+// letter, '_', '-'), else the letter rarest in English text, a digit
+// ranking with the common letters (numbers and timestamps).
+func rareByte(k string) int {
+	const common = "etaoinsrhldcumfpgwybvkxjqz" // by frequency, most common first
+	best, rank := 0, -1
+	for i := 0; i < len(k); i++ {
+		r := strings.IndexByte(common, k[i])
+		if r < 0 {
+			if c := k[i]; c >= '0' && c <= '9' {
+				r = 10 // digits: in most numbers and timestamps
+			} else {
+				r = len(common)
+			}
+		}
+		if r > rank {
+			best, rank = i, r
+		}
+	}
+	return best
+}
+
 // child returns the child of container ni that s addresses, scanning as
-// far as needed, or -1.
-func (d *doc) child(ni int32, s *seg) int32 {
+// far as needed, or -1; d.prev is then its previous sibling (so a deletion
+// unlinks it without walking the list again). With probe (the caller
+// expects the key to be missing), an object's unscanned members are first
+// checked with absent.
+func (d *doc) child(ni int32, s *seg, probe bool) int32 {
 	p := &d.nodes[ni]
+	prev := int32(-1)
 	switch {
 	case p.kind == kindObject && !s.isIdx:
 		for c := p.first; c >= 0; {
 			n := &d.nodes[c]
-			if d.match(n, c, s) {
+			if (n.kpre == s.pre || n.escKey) && d.match(n, c, s) {
+				d.prev = prev
 				return c
 			}
-			c = n.next
+			prev, c = c, n.next
+		}
+		if probe && d.absent(p, s) {
+			return -1
 		}
 		for {
 			c := d.scanNext(ni)
 			if c < 0 {
 				return -1
 			}
-			if d.match(&d.nodes[c], c, s) {
+			if n := &d.nodes[c]; (n.kpre == s.pre || n.escKey) && d.match(n, c, s) {
+				d.prev = prev
 				return c
 			}
+			prev = c
 		}
 	case p.kind == kindArray && s.isIdx:
 		k := s.index
 		c := p.first
 		for ; c >= 0 && k > 0; c = d.nodes[c].next {
+			prev = c
 			k--
 		}
 		if c >= 0 {
+			d.prev = prev
 			return c
 		}
 		for {
@@ -546,8 +644,10 @@ func (d *doc) child(ni int32, s *seg) int32 {
 				return -1
 			}
 			if k == 0 {
+				d.prev = prev
 				return c
 			}
+			prev = c
 			k--
 		}
 	}
@@ -557,13 +657,14 @@ func (d *doc) child(ni int32, s *seg) int32 {
 // walk follows segs from the root and returns the deepest node reached,
 // its parent (-1 for the root) and how many segments it matched
 // (len(segs): the path exists). ok is false when the document is broken.
-func (d *doc) walk(segs []seg) (ni, parent int32, depth int, ok bool) {
+// probe is child's.
+func (d *doc) walk(segs []seg, probe bool) (ni, parent int32, depth int, ok bool) {
 	if !d.root() {
 		return -1, -1, 0, false
 	}
 	parent = -1
 	for depth < len(segs) {
-		c := d.child(ni, &segs[depth])
+		c := d.child(ni, &segs[depth], probe)
 		if c < 0 {
 			break
 		}
@@ -576,7 +677,7 @@ func (d *doc) walk(segs []seg) (ni, parent int32, depth int, ok bool) {
 // get returns the value at segs (a slice of d.val) or codec.ErrNotFound;
 // ok is false when the document is broken.
 func (d *doc) get(segs []seg) ([]byte, bool, bool) {
-	ni, _, depth, ok := d.walk(segs)
+	ni, _, depth, ok := d.walk(segs, false)
 	if !ok {
 		return nil, false, false
 	}
@@ -637,13 +738,10 @@ func (d *doc) setValueNode(ni int32, vs, ve int32) {
 	}
 }
 
-// unlink removes child ci from container pi's list.
-func (d *doc) unlink(pi, ci int32) {
+// unlink removes child ci, after prev (-1 when first), from container
+// pi's list.
+func (d *doc) unlink(pi, prev, ci int32) {
 	p := &d.nodes[pi]
-	prev := int32(-1)
-	for c := p.first; c >= 0 && c != ci; c = d.nodes[c].next {
-		prev = c
-	}
 	next := d.nodes[ci].next
 	if prev < 0 {
 		p.first = next
@@ -689,7 +787,7 @@ func (d *doc) splice(e editor, from, to int, ins []byte) []byte {
 // on the bytes, and returns the new document. ok is false when the
 // document is broken (nothing changed: use the byte-level edit).
 func (d *doc) set(e editor, hp *hpath, val []byte) (out []byte, err error, ok bool) {
-	ni, _, depth, ok := d.walk(hp.segs)
+	ni, _, depth, ok := d.walk(hp.segs, true)
 	if !ok {
 		return nil, nil, false
 	}
@@ -776,7 +874,7 @@ func (d *doc) replace(e editor, ni int32, val []byte) []byte {
 // find returns the node at segs, -1 when there is none; ok is false when
 // the document is broken.
 func (d *doc) find(segs []seg) (ni int32, ok bool) {
-	ni, _, depth, ok := d.walk(segs)
+	ni, _, depth, ok := d.walk(segs, false)
 	if !ok || depth < len(segs) {
 		return -1, ok
 	}
@@ -786,7 +884,7 @@ func (d *doc) find(segs []seg) (ni int32, ok bool) {
 // del deletes the member or element at hp, as jsonDeleteAt does on the
 // bytes. ok is false when the document is broken.
 func (d *doc) del(e editor, hp *hpath) (out []byte, err error, ok bool) {
-	ni, pi, depth, ok := d.walk(hp.segs)
+	ni, pi, depth, ok := d.walk(hp.segs, false)
 	if !ok {
 		return nil, nil, false
 	}
@@ -802,7 +900,7 @@ func (d *doc) del(e editor, hp *hpath) (out []byte, err error, ok bool) {
 		return nil, errNotObject, true // the root itself
 	}
 	wasLast := d.nodes[pi].last == ni
-	d.unlink(pi, ni)
+	d.unlink(pi, d.prev, ni) // walk's last child call found ni
 	out = d.splice(e, from, to, nil)
 	if p := &d.nodes[pi]; wasLast && p.scan >= 0 {
 		p.scan = int32(from)

@@ -211,6 +211,16 @@ func TestIndexEditsPartialScan(t *testing.T) {
 		{`{"a":{"x":1,"y":2},"b":2}`, []string{"g a.x", "d a.x", "g b", "g a.y"}, []string{"a", "a.y", "b"}},
 		{`{"a":[1,2,3,4],"b":2}`, []string{"g a.1", "d a.1", "g a.2", "d a.0"}, []string{"a", "a.0", "a.1", "a.2", "b"}},
 		{`{"a":[1,2,3,4]}`, []string{"g a.3", "d a.3", "g a.2"}, []string{"a"}},
+		// A set checks a key's absence in the unscanned bytes (absent): the
+		// key there raw, escaped, as a value or nested, and at the edges.
+		{`{"a":1,"region":2}`, []string{"g a", "s region=3"}, []string{"a", "region"}},
+		{`{"a":1,"reg\u0069on":2}`, []string{"g a", "s region=3"}, []string{"a", "region"}},
+		{`{"a":"region","b":{"region":1}}`, []string{"s region=3", "s b.region=4"}, []string{"a", "b.region", "region"}},
+		{`{"ab":1}`, []string{"s ab=2", "s abc=3", "s b=4"}, []string{"ab", "abc", "b"}},
+		{`{"a":1,"b":2}`, []string{"s b=3", "s a=4", "s c=5", "s c=6"}, []string{"a", "b", "c"}},
+		{`{ }`, []string{"s x=1", "s x=2", "s y=3", "g x", "s y=4"}, []string{"x", "y"}},
+		{`{"a":1,"b":2,"c":3}`, []string{"g a", "d b", "s b=5", "s c=6"}, []string{"a", "b", "c"}},
+		{`{"a":{"k":1},"k":2}`, []string{"g a.k", "s k=3", "s a.j=4"}, []string{"a.k", "a.j", "k"}},
 	} {
 		p := newPair(t, c.src)
 		for _, op := range c.ops {
