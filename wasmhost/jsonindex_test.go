@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -318,7 +319,7 @@ func FuzzIndex(f *testing.F) {
 	f.Add(`{"a":{"b":{"c":1}},"x\"":"\ud83d\ude00"}`, []byte{0x10, 0x21, 0x32, 0x43, 0x54, 0x65})
 	f.Add(`[1,{"a":2},[3]]`, []byte{0x01, 0x12, 0x23, 0x34})
 	f.Fuzz(func(t *testing.T, src string, script []byte) {
-		if !codec.Valid([]byte(src)) || len(src) > 4096 {
+		if !codec.Valid([]byte(src)) || len(src) > 4096 || hasLoneSurrogate(src) {
 			return
 		}
 		paths := candidatePaths(src)
@@ -351,6 +352,60 @@ func FuzzIndex(f *testing.F) {
 			p.get(q)
 		}
 	})
+}
+
+// hasLoneSurrogate reports whether the JSON text s escapes a UTF-16
+// surrogate that is not half of a pair. The reference, sonic's Get, finds
+// no member after a key holding one (`{"\ud800":{},"zz":{}}` has no "zz"
+// for it), while the index finds it, as encoding/json would (the key reads
+// as U+FFFD): FuzzIndex leaves such documents out rather than compare with
+// that answer.
+func hasLoneSurrogate(s string) bool {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(s[i+2:i+6], 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // a two-byte escape (\\, \", \n, …)
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00: // high: a low one must follow
+			if lo, ok := hex(i + 6); ok && lo >= 0xdc00 && lo < 0xe000 {
+				i += 11
+				continue
+			}
+			return true
+		case r >= 0xdc00 && r < 0xe000:
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+func TestHasLoneSurrogate(t *testing.T) {
+	for s, want := range map[string]bool{
+		`{"\ud800":{}}`:        true,
+		`{"\udc00x":1}`:        true,
+		`{"a":"\ud83d\ude00"}`: false,
+		`{"a":"\ud83dx"}`:      true,
+		`{"a":"\\ud800"}`:      false, // an escaped backslash, then text
+		`{"a":"\u00e9\n\"\\"}`: false,
+		`{"a":"\ud83d\u0041"}`: true,
+	} {
+		if got := hasLoneSurrogate(s); got != want {
+			t.Errorf("hasLoneSurrogate(%s) = %v, want %v", s, got, want)
+		}
+	}
 }
 
 // TestDifferentialReference: the byte-level reference path (useIndex off)
