@@ -611,7 +611,15 @@ func (d *doc) child(ni int32, s *seg, probe bool) int32 {
 				d.prev = prev
 				return c
 			}
-			prev, c = c, n.next
+			// Members scanned in one go are consecutive nodes: predicting
+			// c+1 (a branch) lets the next node's load start without
+			// waiting for this one's next.
+			prev = c
+			if n.next == c+1 {
+				c++
+			} else {
+				c = n.next
+			}
 		}
 		if probe && d.absent(p, s) {
 			return -1
