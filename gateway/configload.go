@@ -127,7 +127,7 @@ func newParser(cfg *Config, st *loadState, w io.Writer) (*kong.Kong, error) {
 	// Config.Validate before LoadConfig has merged what kong cannot.
 	return kong.New(&root, kong.Embed(cfg),
 		kong.Name("sluice run"),
-		kong.Description("Start the gateway. Every flag is also a key of the --config YAML file (examples/sluice.yaml)."),
+		kong.Description("Start the gateway. Every flag but --config, --from-topics and --group (YAML: sources:) is also a key of the --config YAML file (examples/sluice.yaml)."),
 		kong.Writers(w, w),
 		kong.Exit(func(int) { st.helped = true }),
 		kong.Bind(st),

@@ -34,12 +34,12 @@
 // them (GetString and Topic return copies).
 //
 // A record handler costs few host calls per record: the SDK uses the
-// ABI's per-batch functions. Paths a handler reads in most records are
-// fetched for the whole batch before the handler runs (learned from the
-// previous batch: the first batch of an instance makes a host call per
-// read), and decisions whose outcome is certain (drop, dead-letter, route,
-// key, header, a top-level set or any delete on an object, a hash whose
-// field was fetched) are buffered and handed over in one call when the
+// ABI's per-batch functions. Paths a handler reads in at least an eighth of
+// a batch's records are fetched for the whole batch before the handler runs
+// (learned from the previous batch: the first batch of an instance makes a
+// host call per read), and decisions whose outcome is certain (drop,
+// dead-letter, route, key, header, a top-level set on an object, any delete
+// on a JSON record, a hash whose field was fetched) are buffered and handed over in one call when the
 // batch ends. Everything else is a host call made after the buffered
 // decisions, so the host always sees them in the handler's order, and
 // reads always see the record's edits. Batch handlers (HandleBatch) and
@@ -56,9 +56,10 @@
 // allocates nothing at the boundary.
 //
 // Returning an error from a record handler dead-letters that record with the
-// error's text. A panic traps the guest: the host sends the whole call's
-// records to its dead-letter queue (or fails the batch, by its
-// configuration) and replaces the instance.
+// error's text. A panic traps the guest: the host reruns the call's records
+// one by one and dead-letters those that trap (after three traps, the rest
+// of the call; or it fails the batch, by its configuration), and replaces
+// the instance.
 //
 // The contract behind this package, for other languages, is guest-sdk/ABI.md.
 package sluice

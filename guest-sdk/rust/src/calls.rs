@@ -10,8 +10,8 @@
 //! - Decisions whose result is known in advance are buffered and handed
 //!   over in one `apply` when the batch ends (or when something must see
 //!   them first): drop, dead-letter, route, key and header always; on a
-//!   record that `record_kinds` says is an object, a delete, a `set_str` or
-//!   trusted `set` of a single top-level key, and a `hash_sha256` of a
+//!   record that `record_kinds` says is an object, a delete of any
+//!   well-formed path, a `set_str` or trusted `set` of a single top-level key, and a `hash_sha256` of a
 //!   top-level key whose fetched value says what the hash will do. Anything
 //!   else (nested paths, whole-value replacement, raw JSON, emitted
 //!   records) flushes that record's buffered decisions and calls the

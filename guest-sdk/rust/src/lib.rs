@@ -46,9 +46,10 @@
 //!
 //! Returning an error from a record handler dead-letters that record with
 //! the error's text (any `Display` type: [`Error`], `String`,
-//! `Box<dyn std::error::Error>`). A panic traps the guest: the host sends
-//! the call's records to its dead-letter queue (or fails the batch, by its
-//! configuration) and replaces the instance; build with `panic = "abort"`.
+//! `Box<dyn std::error::Error>`). A panic traps the guest: the host reruns
+//! the call's records one by one and dead-letters those that trap (after
+//! three traps, the rest of the call; or it fails the batch, by its
+//! configuration), and replaces the instance; build with `panic = "abort"`.
 //!
 //! Guest code pays for every loop iteration (the host's guard against
 //! runaway guests runs at each wasm loop header), so let the host work:
