@@ -242,7 +242,7 @@ type KafkaOptions struct {
 	// Linger is how long a partition's batch waits for more records.
 	Linger time.Duration `name:"linger" yaml:"linger" default:"5ms" help:"How long a partition's batch waits for more records. Every request waits for it too: longer buys bigger batches at the cost of latency."`
 	// MaxRecordBytes caps one produced record.
-	MaxRecordBytes ByteSize `name:"max-record-bytes" yaml:"max_record_bytes" default:"1MiB" placeholder:"SIZE" help:"Largest record produced (key + value + headers): a larger one is dead-lettered \"too large for Kafka\" before the produce. Keep it at most the topics' max.message.bytes."`
+	MaxRecordBytes ByteSize `name:"max-record-bytes" yaml:"max_record_bytes" default:"1MiB" help:"Largest record produced (key + value + headers): a larger one is dead-lettered \"too large for Kafka\" before the produce. Keep it at most the topics' max.message.bytes."`
 	// TopicErrorTTL is how long a topic found missing or not authorised
 	// stays so for the sink (kafka.Config.TopicErrorTTL).
 	TopicErrorTTL time.Duration `name:"topic-error-ttl" yaml:"topic_error_ttl" default:"10s" help:"How long a topic the cluster does not have, or that sluice may not write, is remembered as such: its records are dead-lettered (stage sink) at once instead of asking the brokers again, so a client naming a bad topic costs no retry storm. A topic created or an ACL granted meanwhile is used at most this long later. 0: ask every time."`
