@@ -29,6 +29,9 @@ const (
 	DefaultMaxEvent        = 1 << 20
 	DefaultAckTimeout      = 10 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	// DevDriverDepth is DriverDepth's default with Dev writing to its
+	// embedded broker.
+	DevDriverDepth = 2
 )
 
 // Sink kinds.
@@ -148,8 +151,9 @@ type Config struct {
 	// transforms at once while earlier ones are written to the sink and
 	// committed, in order. The byte budget's ceiling and the record cap of
 	// one receive are divided by it, so a line holds no more in flight
-	// than one batch could with 1 (one batch at a time).
-	DriverDepth int `name:"driver-depth" yaml:"driver_depth" default:"4" help:"Batches each line's driver keeps in flight: up to this many run through the transforms at once while earlier ones are written to Kafka and committed, in order (a client still gets 200 only once all its events are written). 1: one batch at a time. The byte budget and record cap of a batch are divided by it, so the bytes in flight stay within the same bound."`
+	// than one batch could with 1 (one batch at a time). With Dev, when
+	// it is not given, it is DevDriverDepth.
+	DriverDepth int `name:"driver-depth" yaml:"driver_depth" default:"4" help:"Batches each line's driver keeps in flight (2 with --dev writing to its broker, unless given: the embedded broker shares the cores): up to this many run through the transforms at once while earlier ones are written to Kafka and committed, in order (a client still gets 200 only once all its events are written). 1: one batch at a time. The byte budget and record cap of a batch are divided by it, so the bytes in flight stay within the same bound."`
 	// GuestMemory caps the linear memory of one WASM transform instance; a
 	// guest that needs more fails its call (its records are dead-lettered
 	// "oom: ..."). 0: MemoryLimit/16, between 16 MiB and 64 MiB, so the

@@ -202,6 +202,25 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	if err != nil || cfg.MaxEvent != 256<<10 {
 		t.Fatalf("max-event follows max-body: %v %v", err, cfg.MaxEvent)
 	}
+	// The driver depth: 4, or 2 with --dev writing to its broker, unless
+	// given (on the command line or in the file).
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--sink", "discard"}, 4},
+		{[]string{"--dev"}, DevDriverDepth},
+		{[]string{"--dev", "--sink", "discard"}, 4},
+		{[]string{"--dev", "--driver-depth", "4"}, 4},
+		{[]string{"--dev", "--driver-depth", "1"}, 1},
+		{[]string{"--dev", "--config", write("driver_depth: 3\n")}, 3},
+		{[]string{"--sink", "discard", "--driver-depth", "2"}, 2},
+	} {
+		cfg, err := LoadConfig(c.args, env, io.Discard)
+		if err != nil || cfg.DriverDepth != c.want {
+			t.Errorf("%q: driver depth %d (%v), want %d", c.args, cfg.DriverDepth, err, c.want)
+		}
+	}
 }
 
 func TestLoadConfigFileErrors(t *testing.T) {

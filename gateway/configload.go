@@ -104,6 +104,12 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	default:
 		cfg.adminTokenFrom = "SLUICE_ADMIN_TOKEN"
 	}
+	if !given["driver-depth"] && cfg.Dev && cfg.Sink == SinkKafka {
+		// The embedded broker works on the gateway's cores: fewer
+		// batches in the process stage leave it the time to take them
+		// (BENCHMARKS.md, driver depth).
+		cfg.DriverDepth = DevDriverDepth
+	}
 	if !given["max-event"] && cfg.MaxEvent > cfg.MaxBody {
 		cfg.MaxEvent = cfg.MaxBody // the default per-event cap follows a smaller body cap
 	}
