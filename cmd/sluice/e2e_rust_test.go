@@ -402,6 +402,10 @@ func kitchenLines() []string {
 		`{"id":"k22","op":"key","user_id":"\u0075\u0031"}`,
 		`{"id":"k23","op":"unknown"}`,
 		`{"id":"k25","op":"route-to"}`,
+		`{"id":"k26","op":"array-shift","list":[1,{"b":2},"three"]}`,
+		`{"id":"k26b","op":"array-shift","list":"not an array"}`,
+		`{"id":"k27","op":"edit-others","ua":"Mozilla","email":"a@b.c","geo":{"city":"x","country":"DE"},"n":1}`,
+		`{"id":"k27b","op":"edit-others","email":7,"geo":"flat","tag":"old"}`,
 		`{"id":"k24"}`,
 	}
 	// The same operations again and again in one batch, with varied data.
@@ -414,6 +418,8 @@ func kitchenLines() []string {
 			fmt.Sprintf(`{"id":"s%d","op":"split","items":[{"x":%d},{"x":"y"}]}`, i, i),
 			fmt.Sprintf(`{"id":"v%d","op":"value","v":{"s":"s%d","n":%d}}`, i, i, i),
 			fmt.Sprintf(`{"id":"r%d","op":"route-to"}`, i),
+			fmt.Sprintf(`{"id":"a%d","op":"array-shift","list":[%d,%d,%d,%d]}`, i, i, i+1, i+2, i+3),
+			fmt.Sprintf(`{"id":"o%d","op":"edit-others","ua":"u%d","email":%s,"geo":{"city":"c","country":"C%d"},"n":%d}`, i, i, emails[i%len(emails)], i, i),
 		)
 	}
 	return lines
@@ -430,7 +436,15 @@ func TestSDKKitchenGoRustDifferential(t *testing.T) {
 	perRecord.NoDefaultFeatures = true
 	files := e2e.RustGuestFiles(t, rust, perRecord)
 	lines := kitchenLines()
-	bodies := [][]byte{[]byte(strings.Join(lines, "\n") + "\n"), []byte(lines[5]), []byte(lines[13])}
+	// A batch of a few operations only, so the SDKs read every path of
+	// theirs from a column.
+	var few []string
+	for _, l := range lines {
+		if strings.Contains(l, `"op":"array-shift"`) || strings.Contains(l, `"op":"edit-others"`) || strings.Contains(l, `"op":"hash"`) {
+			few = append(few, l)
+		}
+	}
+	bodies := [][]byte{[]byte(strings.Join(lines, "\n") + "\n"), []byte(lines[5]), []byte(lines[13]), []byte(strings.Join(few, "\n") + "\n"), []byte(strings.Join(few, "\n") + "\n")}
 	goRun := runChain(t, goDir, []string{"kitchen"}, bodies)
 	// The Rust SDK with the per-batch host functions (its default) and
 	// with per-record calls only.
@@ -453,6 +467,8 @@ func TestSDKKitchenGoRustDifferential(t *testing.T) {
 		`{\"wrapped\":`, `\"checked\":\"sluice: invalid JSON|sluice: invalid JSON|sluice: bad path|sluice: bad path|sluice: bad path|sluice: invalid JSON\"`,
 		`email=true/ok,n=false/sluice: wrong JSON type,missing=false/ok`, `\"sum\":24`, `child_seen`, `raison: ünïcödé`,
 		`key="{\"z\":1}"`, `key="u1"`, `t="rt.k25"`, `t="rt.r7"`,
+		`\"shifted\":\"{\\\"b\\\":2}/three/\"`, `\"shifted\":\"8/9/10\"`,
+		`\"seen\":\"true/ok//t-o0/{\\\"country\\\":\\\"C0\\\"}/C0/`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no output with %s", want)

@@ -3,10 +3,11 @@
 //!
 //! - A field a handler reads is fetched for every record of the batch at
 //!   once (`fetch_field`), on its first read, and later reads of that path
-//!   are served from that column. A record edited in this batch reads
-//!   through the per-record functions instead (the column predates the
-//!   edit), as do emitted records and paths past the first
-//!   [`MAX_COLUMNS`].
+//!   are served from that column. A record whose edits in this batch may
+//!   have changed the path's value (an edit in the same top-level field,
+//!   any edit of an array element or of the whole value) reads it through
+//!   the per-record functions instead (the column predates the edit), as
+//!   do emitted records and paths past the first [`MAX_COLUMNS`].
 //! - Decisions whose result is known in advance are buffered and handed
 //!   over in one `apply` when the batch ends (or when something must see
 //!   them first): drop, dead-letter, route, key and header always; on a
@@ -37,8 +38,10 @@ pub(crate) const MAX_COLUMNS: usize = 16;
 const MAX_BUFFERED: usize = 1 << 20;
 
 /// Per-record flags of the batch.
-const EDITED: u8 = 1; // its value was (or will be) edited in this batch: columns are stale for it
 const REPLACED: u8 = 2; // its whole value was replaced: its kind may have changed
+
+/// A record's edit mask with every field's bit: no column answers for it.
+const ALL_FIELDS: u32 = u32::MAX;
 
 /// One path of every record of the batch.
 struct Column<'b> {
@@ -46,6 +49,8 @@ struct Column<'b> {
     mode: i32,
     /// fetch_field's table: (offset u32, length or status i32) per record.
     tab: Vec<u8>,
+    /// The path's bit in a record's edit mask (`field_bit`).
+    bit: u32,
     /// The values, in the arena; `None` when the fetch failed (the
     /// per-record function then answers with the same status).
     vals: Option<&'b [u8]>,
@@ -69,6 +74,7 @@ pub(crate) struct Buffers {
     ops: Vec<u8>,
     res: Vec<u8>,
     flags: Vec<u8>,
+    edits: Vec<u32>,
     epochs: Vec<u32>,
     kinds: Vec<u8>,
     /// A topic joined from two parts, for a per-record set_topic.
@@ -85,6 +91,10 @@ pub(crate) struct Calls<'b> {
     hint: usize,
     kinds: Option<Vec<u8>>,
     flags: Vec<u8>,
+    /// Per record, the `field_bit`s of the paths edited in this batch
+    /// (buffered or made): a column answers for the record only when its
+    /// path's bit is not among them.
+    edits: Vec<u32>,
     /// A record has buffered decisions when its epoch is the current one.
     epochs: Vec<u32>,
     epoch: u32,
@@ -99,12 +109,15 @@ impl<'b> Calls<'b> {
         let mut flags = std::mem::take(&mut b.flags);
         flags.clear();
         flags.resize(n, 0);
+        let mut edits = std::mem::take(&mut b.edits);
+        edits.clear();
+        edits.resize(n, 0);
         let mut epochs = std::mem::take(&mut b.epochs);
         epochs.clear();
         epochs.resize(n, 0);
         let mut ops = std::mem::take(&mut b.ops);
         ops.clear();
-        Calls { n, arena, cols: Vec::new(), hint: 0, kinds: None, flags, epochs, epoch: 1, ops, nops: 0, b }
+        Calls { n, arena, cols: Vec::new(), hint: 0, kinds: None, flags, edits, epochs, epoch: 1, ops, nops: 0, b }
     }
 
     /// Hands over what is buffered and returns the buffers for the next
@@ -119,6 +132,7 @@ impl<'b> Calls<'b> {
             b.kinds = k;
         }
         b.flags = std::mem::take(&mut self.flags);
+        b.edits = std::mem::take(&mut self.edits);
         b.epochs = std::mem::take(&mut self.epochs);
         b.ops = std::mem::take(&mut self.ops);
         b
@@ -150,6 +164,29 @@ impl<'b> Calls<'b> {
         }
     }
 
+    /// Notes an edit of path on record rec: columns of paths in the same
+    /// field no longer answer for it.
+    fn note_edit(&mut self, rec: i32, bits: u32) {
+        if let Some(r) = self.batch_record(rec) {
+            self.edits[r] |= bits;
+        }
+    }
+
+    /// The column of path in mode that answers for batch record r: its
+    /// index, or `None` when r's edits may have changed the value (or
+    /// there is no column).
+    fn column_for(&mut self, r: usize, path: &[u8], mode: i32) -> Option<usize> {
+        let e = self.edits[r];
+        if e == ALL_FIELDS {
+            return None;
+        }
+        let c = self.column(path, mode)?;
+        if e & self.cols[c].bit != 0 {
+            return None;
+        }
+        Some(c)
+    }
+
     /// A getter of record rec, per record.
     fn per_record(&mut self, rec: i32, g: Getter<'_>) -> Result<&'b [u8], i32> {
         self.settle(rec);
@@ -165,7 +202,7 @@ impl<'b> Calls<'b> {
             _ => return self.per_record(rec, g),
         };
         match self.batch_record(rec) {
-            Some(r) if self.flags[r] & EDITED == 0 => match self.column(path, mode) {
+            Some(r) => match self.column_for(r, path, mode) {
                 Some(c) => match self.entry(c, r) {
                     Some(v) => v,
                     None => self.per_record(rec, g),
@@ -203,7 +240,7 @@ impl<'b> Calls<'b> {
         tab.resize(8 * self.n, 0);
         let n = self.n;
         let vals = self.arena.fill(|buf| host::fetch_field(n, path, mode, &mut tab, buf)).ok();
-        self.cols.push(Column { path: p, mode, tab, vals });
+        self.cols.push(Column { path: p, mode, tab, vals, bit: field_bit(path) });
         self.hint = 0;
         Some(self.cols.len() - 1)
     }
@@ -394,7 +431,7 @@ impl<'b> Calls<'b> {
     /// SDK encoded, valid by construction.
     pub(crate) fn set_field(&mut self, rec: i32, path: &[u8], val: &[u8], quote: bool, trusted: bool) -> i32 {
         let certain = (quote || trusted) && self.path_class(path) & PATH_KEY != 0 && self.object(rec);
-        self.mark(rec, EDITED);
+        self.note_edit(rec, field_bit(path));
         if certain {
             let code = if quote { op::SET_STRING } else { op::SET_FIELD };
             return self.queue(code, 0, rec, path, val);
@@ -409,7 +446,7 @@ impl<'b> Calls<'b> {
 
     pub(crate) fn delete_field(&mut self, rec: i32, path: &[u8]) -> i32 {
         let certain = self.path_class(path) & PATH_VALID != 0 && self.object(rec);
-        self.mark(rec, EDITED);
+        self.note_edit(rec, field_bit(path));
         if certain {
             // OK or NOT_FOUND, which the caller treats alike.
             return self.queue(op::DELETE_FIELD, 0, rec, path, &[]);
@@ -419,28 +456,31 @@ impl<'b> Calls<'b> {
     }
 
     pub(crate) fn hash_field(&mut self, rec: i32, path: &[u8]) -> i32 {
-        let unedited = matches!(self.batch_record(rec), Some(r) if self.flags[r] & EDITED == 0);
-        if unedited && self.path_class(path) & PATH_KEY != 0 && self.object(rec) {
-            // What the hash will do follows from the value it will see.
-            let r = rec as usize;
-            let seen = self.column(path, fetch::RAW).and_then(|c| self.entry(c, r));
-            match seen {
-                Some(Err(status::NOT_FOUND)) => return status::NOT_FOUND,
-                Some(Ok(v)) if v.first() == Some(&b'"') => {
-                    self.mark(rec, EDITED);
-                    return self.queue(op::HASH_FIELD, HASH_SHA256 as u8, rec, path, &[]);
+        let bit = field_bit(path);
+        if let Some(r) = self.batch_record(rec) {
+            if self.path_class(path) & PATH_KEY != 0 && self.object(rec) {
+                // What the hash will do follows from the value it will
+                // see: the column's, unless this batch edited the field.
+                let seen = self.column_for(r, path, fetch::RAW).and_then(|c| self.entry(c, r));
+                match seen {
+                    Some(Err(status::NOT_FOUND)) => return status::NOT_FOUND,
+                    Some(Ok(v)) if v.first() == Some(&b'"') => {
+                        self.note_edit(rec, bit);
+                        return self.queue(op::HASH_FIELD, HASH_SHA256 as u8, rec, path, &[]);
+                    }
+                    Some(Ok(_)) => return status::WRONG_TYPE,
+                    _ => {}
                 }
-                Some(Ok(_)) => return status::WRONG_TYPE,
-                _ => {}
             }
         }
-        self.mark(rec, EDITED);
+        self.note_edit(rec, bit);
         self.settle(rec);
         host::hash_field(rec, path, HASH_SHA256)
     }
 
     pub(crate) fn set_value(&mut self, rec: i32, val: &[u8]) -> i32 {
-        self.mark(rec, EDITED | REPLACED);
+        self.mark(rec, REPLACED);
+        self.note_edit(rec, ALL_FIELDS);
         self.settle(rec);
         host::set_value(rec, val)
     }
@@ -467,6 +507,28 @@ fn immediate(code: u8, arg: u8, rec: i32, a: &[u8], b: &[u8]) -> i32 {
         op::HASH_FIELD => host::hash_field(rec, a, arg as i32),
         _ => unreachable!("sluice: op {}", code),
     }
+}
+
+/// The bit of path's field in a record's edit mask: a hash of its first
+/// segment, the top-level key every path through that field starts with.
+/// An edit changes only values under its own top-level key, so a column
+/// of another key still answers (two keys may share a bit: then the read
+/// is a per-record call, which is always exact). A first segment of
+/// digits (an array element: a delete moves the later ones) or none takes
+/// every bit.
+fn field_bit(path: &[u8]) -> u32 {
+    let seg = match path.iter().position(|&c| c == b'.') {
+        Some(i) => &path[..i],
+        None => path,
+    };
+    if seg.iter().all(u8::is_ascii_digit) {
+        return ALL_FIELDS; // also the empty segment
+    }
+    let mut h: u32 = 0x811c_9dc5; // FNV-1a
+    for &c in seg {
+        h = (h ^ c as u32).wrapping_mul(0x0100_0193);
+    }
+    1 << (h >> 27)
 }
 
 /// Reports whether path is well formed: non-empty segments.
@@ -500,5 +562,23 @@ mod tests {
             assert_eq!(valid_path(p.as_bytes()), valid, "{:?}", p);
             assert_eq!(top_level_key(p.as_bytes()), top, "{:?}", p);
         }
+    }
+
+    #[test]
+    fn field_bits() {
+        // Paths in one field share its bit; one bit each otherwise.
+        assert_eq!(field_bit(b"geo"), field_bit(b"geo.country"));
+        assert_eq!(field_bit(b"geo.city"), field_bit(b"geo.country.x"));
+        assert_eq!(field_bit(b"items.0"), field_bit(b"items.1"));
+        for p in ["email", "ua", "a0", "geo.city"] {
+            assert_eq!(field_bit(p.as_bytes()).count_ones(), 1, "{:?}", p);
+        }
+        // Top-level array elements and malformed paths: every field.
+        for p in ["0", "12.x", "", ".a"] {
+            assert_eq!(field_bit(p.as_bytes()), ALL_FIELDS, "{:?}", p);
+        }
+        // The example redact's fields do not collide with email.
+        assert_ne!(field_bit(b"ua"), field_bit(b"email"));
+        assert_ne!(field_bit(b"ip"), field_bit(b"email"));
     }
 }

@@ -191,6 +191,29 @@ func init() {
 			return rec.SetString("child_seen", string(child.Raw())+"|"+child.Topic()+"|"+strconv.FormatBool(child.Index() > rec.Index()))
 		case "long-reason":
 			return errors.New("raison: ünïcödé 😀 " + strings.Repeat("é", 600))
+		case "array-shift":
+			// A delete of an element moves the later ones: reads after it
+			// see the array as it now is.
+			if err := rec.Delete("list.0"); err != nil {
+				return err
+			}
+			return rec.SetString("shifted", rec.Get("list.0").String()+"/"+rec.Get("list.1").String()+"/"+rec.Get("list.2").String())
+		case "edit-others":
+			// Edits of other fields, then a hash and reads of untouched
+			// ones (their columns stay good), and of edited ones.
+			if err := rec.Delete("ua"); err != nil {
+				return err
+			}
+			if err := rec.SetString("tag", "t-"+id); err != nil {
+				return err
+			}
+			if err := rec.Delete("geo.city"); err != nil {
+				return err
+			}
+			ok, err := rec.HashSHA256("email")
+			return rec.SetString("seen", strconv.FormatBool(ok)+"/"+errText(err)+"/"+rec.Get("ua").String()+"/"+
+				rec.Get("tag").String()+"/"+rec.Get("geo").String()+"/"+rec.Get("geo.country").String()+"/"+
+				rec.Get("email").String()+"/"+rec.Get("n").String())
 		case "route-to":
 			if err := rec.RouteTo("rt.", []byte(id)); err != nil {
 				return err

@@ -242,6 +242,39 @@ fn handle(rec: &Record) -> Result<(), Box<dyn std::error::Error>> {
             rec.set_text("child_seen", &seen)?;
         }
         b"long-reason" => return Err(format!("raison: ünïcödé 😀 {}", "é".repeat(600)).into()),
+        b"array-shift" => {
+            // A delete of an element moves the later ones: reads after it
+            // see the array as it now is.
+            rec.delete("list.0")?;
+            let shifted = cat(&[&vstr(&rec.get("list.0")), b"/", &vstr(&rec.get("list.1")), b"/", &vstr(&rec.get("list.2"))]);
+            rec.set_text("shifted", &shifted)?;
+        }
+        b"edit-others" => {
+            // Edits of other fields, then a hash and reads of untouched
+            // ones (their columns stay good), and of edited ones.
+            rec.delete("ua")?;
+            rec.set_text("tag", &cat(&[b"t-", &id]))?;
+            rec.delete("geo.city")?;
+            let (ok, err) = match rec.hash_sha256("email") {
+                Ok(ok) => (ok, "ok".to_string()),
+                Err(e) => (false, e.to_string()),
+            };
+            let seen = cat(&[
+                format!("{}/{}/", ok, err).as_bytes(),
+                &vstr(&rec.get("ua")),
+                b"/",
+                &vstr(&rec.get("tag")),
+                b"/",
+                &vstr(&rec.get("geo")),
+                b"/",
+                &vstr(&rec.get("geo.country")),
+                b"/",
+                &vstr(&rec.get("email")),
+                b"/",
+                &vstr(&rec.get("n")),
+            ]);
+            rec.set_text("seen", &seen)?;
+        }
         b"route-to" => {
             rec.route_to("rt.", &id)?;
             rec.set_header("t", rec.topic())?;
