@@ -310,14 +310,22 @@ func (r *Receiver) RecvLimited(ctx context.Context, lim engine.RecvLimits) (engi
 	if maxRecs <= 0 {
 		maxRecs = 1 << 30
 	}
-	n := 0
+	// The records this batch can take: at most the record cap and, past
+	// its first record, the byte limit (a queue holds many batches' worth,
+	// so the records' slice is sized by both, not by the queue).
+	n, nb := 0, int64(0)
+count:
 	for _, a := range r.q {
-		n += len(a.spans) - a.next
-		if n >= maxRecs {
-			break
+		for _, sp := range a.spans[a.next:] {
+			sz := int64(sp.n)
+			if n >= maxRecs || (lim.MaxBytes > 0 && n > 0 && nb+sz > lim.MaxBytes) {
+				break count
+			}
+			n++
+			nb += sz
 		}
 	}
-	b.Records = make([]engine.Record, 0, min(n, maxRecs))
+	b.Records = make([]engine.Record, 0, n)
 	var bytes int64
 	full := false
 	taken := 0

@@ -294,3 +294,39 @@ func BenchmarkReceiver(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*66), "ns/record")
 }
+
+// BenchmarkReceiverDeepQueue is BenchmarkReceiver under load: 64 requests
+// wait while the driver receives under a byte budget a small part of the
+// queue (300 KB), as it does when the clients are ahead of it. A batch's
+// record slice is sized by what it takes, not by the queue (B/op).
+func BenchmarkReceiverDeepQueue(b *testing.B) {
+	r := NewReceiver(ReceiverConfig{QueueBytes: 1 << 30})
+	body := ndjsonBody(100)
+	ctx := context.Background()
+	lim := engine.RecvLimits{MaxRecords: 25_000, MaxBytes: 300 << 10}
+	b.ReportAllocs()
+	b.ResetTimer()
+	records := 0
+	queued := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.q)
+	}
+	for i := 0; b.Loop(); i++ {
+		out := splitOut{tag: uint64(i), spans: make([]span, 0, 100)}
+		if err := split(body, kindNDJSON, &out); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Enqueue(newAck(uint64(i), &out, nil)); err != nil {
+			b.Fatal(err)
+		}
+		records += 100
+		// Keep 64 requests queued: receive one budget's worth whenever a
+		// budget more has come in.
+		for queued() > 64 {
+			batch, _ := r.RecvLimited(ctx, lim)
+			_ = r.Commit(ctx, batch.Tokens)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+}
