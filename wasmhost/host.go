@@ -29,6 +29,7 @@ type Host struct {
 	broken     map[string]error // transforms that failed to load, and why (availability.go)
 	pipelines  map[string]*Pipeline
 	closed     bool
+	shut       atomic.Bool // closed, readable without mu: a call failing under Close is not a trap
 
 	guestMem atomic.Int64 // linear memory of all live instances, bytes (see GuestMemoryBytes)
 
@@ -117,6 +118,7 @@ func (h *Host) Close(ctx context.Context) error {
 		return nil
 	}
 	h.closed = true
+	h.shut.Store(true)
 	h.stopReap()
 	for _, t := range h.transforms {
 		for _, v := range t.versions {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/engine"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -177,6 +178,9 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, instantiateTimeout)
 	defer cancel()
+	if alloc, _ := guestAllocator(); alloc != nil {
+		ictx = experimental.WithMemoryAllocator(ictx, alloc)
+	}
 	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, mc)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -341,6 +345,12 @@ func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, 
 		h.cfg.Hooks.recycle(v.name, "canceled")
 		v.release(in, true)
 		return recs, order, dlq, tally{}, ctx.Err()
+	}
+	if h.shut.Load() {
+		// Close ended the call (its runtime closed under it): the records
+		// did nothing wrong, and are not dead-lettered.
+		v.release(in, true)
+		return recs, order, dlq, tally{}, ErrClosed
 	}
 	te := v.classify(in, callErr, deadline)
 	v.notePeak(in)

@@ -12,9 +12,10 @@ import (
 // GuestMemoryBytes returns the linear memory of every live instance of
 // every transform version, idle in a pool or in use, in bytes.
 //
-// With wazero's default allocator (the one this host uses) linear memory
-// is an ordinary Go byte slice, so the figure is already part of the Go
-// heap; see FixedMemory.GuestsOffHeap.
+// On Linux the host maps each instance's linear memory itself, outside
+// the Go heap (memalloc_linux.go); elsewhere wazero's default allocator
+// makes it an ordinary Go byte slice, already part of the Go heap. See
+// FixedMemory.GuestsOffHeap.
 //
 // The figure is kept up to date as instances start, after each call (a
 // guest's memory only grows during a call) and as instances are closed,
@@ -47,10 +48,11 @@ type FixedMemory struct {
 	// Guests is GuestMemoryBytes at the time of the reading: the linear
 	// memory the live instances hold now.
 	Guests int64
-	// GuestsOffHeap reports whether Guests lies outside the Go heap. It is
-	// false with wazero's default allocator: linear memory is a Go slice,
-	// already counted by the Go heap's own figures, and must not be added
-	// to them.
+	// GuestsOffHeap reports whether Guests lies outside the Go heap: true
+	// on Linux, where the host maps linear memory itself; false with
+	// wazero's default allocator (elsewhere), whose linear memory is a Go
+	// slice already counted by the Go heap's own figures, and must not be
+	// added to them.
 	GuestsOffHeap bool
 	// Versions is the number of current transform versions Pools counts.
 	Versions int
@@ -97,7 +99,8 @@ var codeCache codeReading
 // governor's periodic reading, not for a hot path. Safe for concurrent
 // use.
 func (h *Host) FixedMemory() FixedMemory {
-	f := FixedMemory{PoolSize: h.cfg.PoolSize, Guests: h.guestMem.Load()}
+	_, offHeap := guestAllocator()
+	f := FixedMemory{PoolSize: h.cfg.PoolSize, Guests: h.guestMem.Load(), GuestsOffHeap: offHeap}
 	var sig codeSig
 	h.mu.Lock()
 	for _, t := range h.transforms {
