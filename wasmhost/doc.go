@@ -1,10 +1,13 @@
 // Package wasmhost runs sluice's WebAssembly transforms: the process stage
 // between the receivers and the Kafka sink.
 //
-// The central type is Host: one wazero runtime (the optimizing compiler,
-// calls interruptible by their context, a per-instance memory limit, a
-// compilation cache on disk under the data dir), the transform registry,
-// per-version instance pools and the named pipelines.
+// The central type is Host: one wazero runtime (the optimizing compiler, a
+// per-instance memory limit, a compilation cache on disk under the data
+// dir), the transform registry, per-version instance pools and the named
+// pipelines. Every module is rewritten before it is compiled so that each
+// of its loops checks a flag the host sets to stop a call (interrupt.go,
+// internal/wasmloop): calls stop at their deadline, when their context is
+// done and when the host closes.
 //
 // # Data flow
 //
@@ -42,8 +45,8 @@
 // # Failure
 //
 // A guest that traps, runs past its deadline (CallDeadline +
-// CallDeadlinePerRecord × records; the runtime interrupts even an infinite
-// loop) or runs out of its memory limit fails that call only. The instance
+// CallDeadlinePerRecord × records; the host's loop checks interrupt even an
+// infinite loop) or runs out of its memory limit fails that call only. The instance
 // is discarded and replaced on demand. With OnTrap=TrapDLQ (the default)
 // the call's records go to the DLQ with a reason such as
 // "trap: redact: exit code 2: panic: boom", "deadline: redact exceeded

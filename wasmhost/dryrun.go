@@ -160,11 +160,9 @@ func (d *dryRun) run(ctx context.Context, j int, recs []engine.Record, dlq []eng
 	in.stdout.reset()
 	in.stderr.reset()
 	deadline := h.cfg.deadline(len(recs))
-	cctx, cancel := context.WithTimeout(ctx, deadline)
-	cctx = context.WithValue(cctx, stateKey{}, st)
+	cctx := context.WithValue(ctx, stateKey{}, st)
 	in.stack[0] = uint64(len(recs))
-	callErr := in.process.CallWithStack(cctx, in.stack)
-	cancel()
+	callErr, why := in.intr.call(cctx, in.process, in.stack, deadline)
 	d.note(in)
 	if callErr == nil && api.DecodeI32(in.stack[0]) == 0 {
 		out, dlq, _ := st.collect(recs, dlq, v.name)
@@ -179,8 +177,11 @@ func (d *dryRun) run(ctx context.Context, j int, recs []engine.Record, dlq []eng
 		te = &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("%s returned %d", ExportProcess, api.DecodeI32(in.stack[0]))}
 	case ctx.Err() != nil:
 		return recs, dlq, ctx.Err()
+	case why == stopClosed:
+		d.discard(j)
+		return recs, dlq, ErrClosed
 	default:
-		te = v.classify(in, callErr, deadline)
+		te = v.classify(in, callErr, deadline, why)
 		d.discard(j)
 	}
 	for i := range recs {

@@ -30,6 +30,7 @@ type Host struct {
 	pipelines  map[string]*Pipeline
 	closed     bool
 	shut       atomic.Bool // closed, readable without mu: a call failing under Close is not a trap
+	calls      sync.Map    // *interrupter → its call's number: the calls in flight (Close stops them)
 
 	guestMem atomic.Int64 // linear memory of all live instances, bytes (see GuestMemoryBytes)
 
@@ -60,7 +61,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		pipelines:  make(map[string]*Pipeline),
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+		// Guests are interrupted by the loop checks the host adds to
+		// every module (interrupt.go), not by wazero's exit to Go at
+		// every loop header.
+		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(cfg.memoryLimitPages())
 	if cfg.CacheDir != "" {
 		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
@@ -119,6 +123,7 @@ func (h *Host) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	h.shut.Store(true)
+	h.stopAll()
 	h.stopReap()
 	for _, t := range h.transforms {
 		for _, v := range t.versions {

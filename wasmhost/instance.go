@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/engine"
+	"github.com/sluicehq/sluice/internal/wasmloop"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -26,7 +27,7 @@ const guestGOGC = "50"
 
 // instantiateTimeout bounds a guest's initialiser (_initialize): a module
 // that loops at start is interrupted and rejected.
-const instantiateTimeout = 10 * time.Second
+var instantiateTimeout = 10 * time.Second
 
 // counters are a transform's lifetime counters (across versions).
 type counters struct {
@@ -48,6 +49,7 @@ type version struct {
 	wasm       []byte // held until compiled
 	blobPath   string // where to read wasm from when nil (restored versions)
 	hasInit    bool
+	hasStart   bool // the module had a start function, exported as exportStart
 
 	pool    chan *instance // idle instances
 	slots   chan struct{}  // one token per live instance (cap PoolSize)
@@ -66,6 +68,7 @@ type instance struct {
 	state   callState
 	stdout  *guestLog
 	stderr  *guestLog
+	intr    *interrupter
 	memSize int64     // linear memory counted in Host.guestMem, bytes
 	idle    time.Time // when it was last released to the pool
 }
@@ -112,7 +115,24 @@ func (v *version) compile(ctx context.Context) error {
 	if compileEntered != nil {
 		compileEntered()
 	}
-	cm, err := v.host.rt.CompileModule(ctx, v.wasm)
+	// Every loop of the module checks the host's interrupt flag
+	// (interrupt.go); its start function, if any, is run by the host.
+	bin, hasStart, err := wasmloop.Instrument(v.wasm, exportInterrupt, exportStart)
+	if err != nil {
+		// A malformed module gets the compiler's own words for its
+		// defect; one that compiles uses what the host cannot bound.
+		if cm, cerr := v.host.rt.CompileModule(ctx, v.wasm); cerr != nil {
+			err = cerr
+		} else {
+			cm.Close(context.Background())
+			err = fmt.Errorf("the host cannot bound its loops: %w", err)
+		}
+		runtime.GC()
+		release()
+		v.compileErr = fmt.Errorf("%w: compile %q: %s", ErrInvalidModule, v.name, err.Error())
+		return v.compileErr
+	}
+	cm, err := v.host.rt.CompileModule(ctx, bin)
 	// Compiling leaves tens of megabytes of garbage in the Go heap: collect
 	// it before the next compile takes the slot, so compiles one after the
 	// other reuse the same memory instead of stacking up.
@@ -126,6 +146,7 @@ func (v *version) compile(ctx context.Context) error {
 		return v.compileErr
 	}
 	v.compiled = cm
+	v.hasStart = hasStart
 	_, v.hasInit = cm.ExportedFunctions()[ExportInitialize]
 	v.wasm = nil
 	return nil
@@ -171,21 +192,24 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		// one makes the guest collect harder instead of dying at the cap.
 		WithEnv("GOGC", guestGOGC).
 		WithEnv("GOMEMLIMIT", strconv.FormatInt(v.host.cfg.MemoryLimit/2, 10))
-	if v.hasInit {
-		mc = mc.WithStartFunctions(ExportInitialize)
-	} else {
-		mc = mc.WithStartFunctions()
-	}
-	ictx, cancel := context.WithTimeout(ctx, instantiateTimeout)
-	defer cancel()
+	// The host runs the start function and the initialiser itself, under
+	// the interrupter: a module that loops at start is stopped.
+	mc = mc.WithStartFunctions()
+	ictx := ctx
 	if alloc, _ := guestAllocator(); alloc != nil {
 		ictx = experimental.WithMemoryAllocator(ictx, alloc)
 	}
 	mod, err := v.host.rt.InstantiateModule(ictx, v.compiled, mc)
+	if err == nil {
+		err = v.start(ctx, in, mod)
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			// The caller gave up (deadline, shutdown): not the module's fault.
 			return nil, fmt.Errorf("instantiate %q: %w", v.name, cerr)
+		}
+		if errors.Is(err, ErrClosed) {
+			return nil, err
 		}
 		detail := firstLine(err.Error())
 		if s := in.stderr.summary(); s != "" {
@@ -201,6 +225,43 @@ func (v *version) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("%w: %q lacks %s or memory", ErrInvalidModule, v.name, ExportProcess)
 	}
 	return in, nil
+}
+
+// start makes the instance's interrupter and runs the module's start
+// function and initialiser, when it has them, each within
+// instantiateTimeout; it closes mod when one fails.
+func (v *version) start(ctx context.Context, in *instance, mod api.Module) error {
+	flag, ok := mod.ExportedGlobal(exportInterrupt).(api.MutableGlobal)
+	if !ok { // cannot happen: compile added it
+		mod.Close(context.Background())
+		return fmt.Errorf("no %s global", exportInterrupt)
+	}
+	in.intr = newInterrupter(v.host, flag)
+	for _, f := range []struct {
+		name string
+		has  bool
+	}{{exportStart, v.hasStart}, {ExportInitialize, v.hasInit}} {
+		if !f.has {
+			continue
+		}
+		err, why := in.intr.call(ctx, mod.ExportedFunction(f.name), nil, instantiateTimeout)
+		if err == nil {
+			continue
+		}
+		mod.Close(context.Background())
+		name := f.name
+		if name == exportStart {
+			name = "the start function"
+		}
+		switch why {
+		case stopClosed:
+			return ErrClosed
+		case stopDeadline:
+			return fmt.Errorf("%s ran past %v", name, instantiateTimeout)
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 func (v *version) notePeak(in *instance) {
@@ -312,13 +373,11 @@ func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, 
 	in.stdout.reset()
 	in.stderr.reset()
 	deadline := h.cfg.deadline(len(recs))
-	cctx, cancel := context.WithTimeout(ctx, deadline)
-	cctx = context.WithValue(cctx, stateKey{}, st)
+	cctx := context.WithValue(ctx, stateKey{}, st)
 	in.stack[0] = uint64(len(recs))
 	callStart := time.Now()
-	callErr := in.process.CallWithStack(cctx, in.stack)
+	callErr, why := in.intr.call(cctx, in.process, in.stack, deadline)
 	took := time.Since(callStart)
-	cancel()
 	v.counters.calls.Add(1)
 	v.counters.records.Add(uint64(len(recs)))
 
@@ -346,13 +405,13 @@ func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, 
 		v.release(in, true)
 		return recs, order, dlq, tally{}, ctx.Err()
 	}
-	if h.shut.Load() {
-		// Close ended the call (its runtime closed under it): the records
-		// did nothing wrong, and are not dead-lettered.
+	if why == stopClosed || h.shut.Load() {
+		// Close ended the call: the records did nothing wrong, and are
+		// not dead-lettered.
 		v.release(in, true)
 		return recs, order, dlq, tally{}, ErrClosed
 	}
-	te := v.classify(in, callErr, deadline)
+	te := v.classify(in, callErr, deadline, why)
 	v.notePeak(in)
 	v.counters.traps.Add(1)
 	h.cfg.Hooks.trap(v.name, te.Kind)
@@ -361,8 +420,15 @@ func (v *version) run(ctx context.Context, recs []engine.Record, order []int32, 
 	return recs, order, dlq, tally{}, te
 }
 
-// classify names a failed call.
-func (v *version) classify(in *instance, err error, deadline time.Duration) *TrapError {
+// classify names a failed call, which the interrupter stopped for why
+// (stopNone: the guest failed by itself).
+func (v *version) classify(in *instance, err error, deadline time.Duration, why stopReason) *TrapError {
+	switch why {
+	case stopDeadline:
+		return &TrapError{Transform: v.name, Kind: TrapDeadline, Detail: "exceeded " + deadline.String()}
+	case stopCanceled:
+		return &TrapError{Transform: v.name, Kind: TrapDeadline, Detail: "canceled"}
+	}
 	var ee *sys.ExitError
 	if errors.As(err, &ee) {
 		switch ee.ExitCode() {

@@ -267,7 +267,9 @@ func checkModule(name string, v *version) ([]string, error) {
 	}
 	names := make([]string, 0, len(exp))
 	for n := range exp {
-		names = append(names, n)
+		if n != exportStart { // the host's export of the start function
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names, nil
@@ -320,12 +322,21 @@ func (v *version) abiVersion(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	f := in.mod.ExportedFunction(ExportABIVersion)
-	cctx, cancel := context.WithTimeout(ctx, v.host.cfg.deadline(0))
-	res, err := f.Call(cctx)
-	cancel()
+	res := []uint64{0}
+	err, why := in.intr.call(ctx, f, res, v.host.cfg.deadline(0))
 	if err != nil {
 		v.release(in, true)
-		return 0, fmt.Errorf("%w: %q: %s failed: %s", ErrInvalidModule, v.name, ExportABIVersion, firstLine(err.Error()))
+		if why == stopClosed {
+			return 0, ErrClosed
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return 0, cerr
+		}
+		detail := firstLine(err.Error())
+		if why == stopDeadline {
+			detail = "exceeded " + v.host.cfg.deadline(0).String()
+		}
+		return 0, fmt.Errorf("%w: %q: %s failed: %s", ErrInvalidModule, v.name, ExportABIVersion, detail)
 	}
 	got := int(api.DecodeI32(res[0]))
 	if got != ABIVersion {

@@ -45,9 +45,10 @@
 // reads always see the record's edits. Batch handlers (HandleBatch) and
 // emitted records make one host call per operation.
 //
-// Guest code is slow per step: the host's guard against runaway guests runs
-// at every wasm loop header, which a Go function call, a loop iteration or a
-// jump over a call crosses (about 30–50 ns each). Keep handlers lean and
+// Guest code is slower per step than the host's (Go's wasm code checks its
+// stack on every call and the host checks an interrupt flag at every loop
+// header, which a Go function call, a loop iteration or a jump over a call
+// crosses). Keep handlers lean and
 // let the host work: GetText and GetString decode on the host,
 // Value.Equal compares 8 bytes per step, RouteTo joins a topic without a
 // string concatenation in the guest, HashSHA256 hashes on the host; look

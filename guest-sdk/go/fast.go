@@ -3,9 +3,10 @@ package sluice
 import "unsafe"
 
 // Byte scanning 8 bytes at a time. Guest code pays for every loop
-// iteration (the host's termination check runs at each wasm loop header,
-// about 30 ns), so the runtime's byte-at-a-time loops (memequal,
-// IndexByte) are slow in a guest: these helpers loop once per 8 bytes.
+// iteration (the host's interrupt check runs at each wasm loop header, and
+// Go's wasm code has no vector instructions), so the runtime's
+// byte-at-a-time loops (memequal, IndexByte) are slow in a guest: these
+// helpers loop once per 8 bytes.
 
 const (
 	lo8 = 0x0101010101010101

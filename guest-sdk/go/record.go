@@ -227,8 +227,8 @@ func (r *Record) deleteSlow(path string, k int32) error {
 // HashSHA256 replaces the JSON string at path with the lowercase hex
 // SHA-256 of its decoded value (escapes resolved), as a JSON string: a
 // field is pseudonymised without the address leaving the host, and records
-// stay joinable on it. The host hashes (a guest-side SHA-256 costs several
-// microseconds per record under the runtime's interruption checks). It
+// stay joinable on it. The host hashes (a guest-side SHA-256 in Go's wasm
+// code costs microseconds per record). It
 // reports whether the field was replaced: a missing field is false with no
 // error (the record is unchanged), a value that is not a string is false
 // with ErrWrongType. When the operator set a hash key on the host, the

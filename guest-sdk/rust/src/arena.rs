@@ -76,8 +76,8 @@ impl Arena {
     /// the value, lent until the arena is reset, or the status.
     #[inline]
     pub(crate) fn fill(&self, mut write: impl FnMut(&mut [u8]) -> i32) -> Result<&[u8], i32> {
-        // Written out twice rather than as a loop (a loop header costs an
-        // exit from native code under the host's guard): the first try
+        // Written out twice rather than as a loop (every loop header runs
+        // the host's interrupt check): the first try
         // fits nearly always, the second fits a value of the length the
         // first reported.
         match self.try_fill(&mut write) {

@@ -51,8 +51,9 @@
 //! three traps, the rest of the call; or it fails the batch, by its
 //! configuration), and replaces the instance; build with `panic = "abort"`.
 //!
-//! Guest code pays for every loop iteration (the host's guard against
-//! runaway guests runs at each wasm loop header), so let the host work:
+//! Guest code pays for every loop iteration (the host's interrupt check runs
+//! at each wasm loop header) and is slower per step than the host's, so let
+//! the host work:
 //! [`Record::get_text`] decodes on the host, [`Record::set_str`] quotes on
 //! the host, [`Record::hash_sha256`] hashes on the host, and
 //! [`Value::equal`] compares 8 bytes per step.

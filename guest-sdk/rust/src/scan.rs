@@ -1,7 +1,7 @@
 //! Byte scans eight bytes at a time. Guest code pays for every loop
-//! iteration (the host's guard against runaway guests runs at each wasm loop
-//! header), and the C library's `memcmp` behind `==` on slices loops once
-//! per byte; these helpers loop once per 8 bytes, and not at all up to 16.
+//! iteration (the host's interrupt check runs at each wasm loop header), and
+//! the C library's `memcmp` behind `==` on slices loops once per byte; these
+//! helpers loop once per 8 bytes, and not at all up to 16.
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
