@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2e"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -660,21 +659,7 @@ var goExample struct {
 func goExampleModule(t testing.TB) []byte {
 	t.Helper()
 	goExample.once.Do(func() {
-		dir, err := os.MkdirTemp("", "wasmloop")
-		if err != nil {
-			goExample.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "filter.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-		cmd.Dir = filepath.Join("..", "..", "examples", "filter")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOWORK=off")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			goExample.err = fmt.Errorf("go build examples/filter: %v\n%s", err, msg)
-			return
-		}
-		goExample.wasm, goExample.err = os.ReadFile(out)
+		goExample.wasm, goExample.err = os.ReadFile(e2e.GuestFiles(t, e2e.Example("filter"))[0])
 	})
 	if goExample.err != nil {
 		t.Fatal(goExample.err)
