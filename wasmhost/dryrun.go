@@ -177,7 +177,7 @@ func (d *dryRun) run(ctx context.Context, j int, recs []engine.Record, dlq []eng
 		te = &TrapError{Transform: v.name, Kind: TrapAbort, Detail: fmt.Sprintf("%s returned %d", ExportProcess, api.DecodeI32(in.stack[0]))}
 	case ctx.Err() != nil:
 		return recs, dlq, ctx.Err()
-	case why == stopClosed:
+	case why == stopClosed || h.shut.Load(): // as in version.run
 		d.discard(j)
 		return recs, dlq, ErrClosed
 	default:

@@ -118,21 +118,17 @@ func (v *version) compile(ctx context.Context) error {
 	// Every loop of the module checks the host's interrupt flag
 	// (interrupt.go); its start function, if any, is run by the host.
 	bin, hasStart, err := wasmloop.Instrument(v.wasm, exportInterrupt, exportStart)
-	if err != nil {
-		// A malformed module gets the compiler's own words for its
-		// defect; one that compiles uses what the host cannot bound.
-		if cm, cerr := v.host.rt.CompileModule(ctx, v.wasm); cerr != nil {
-			err = cerr
-		} else {
-			cm.Close(context.Background())
-			err = fmt.Errorf("the host cannot bound its loops: %w", err)
-		}
-		runtime.GC()
-		release()
-		v.compileErr = fmt.Errorf("%w: compile %q: %s", ErrInvalidModule, v.name, err.Error())
-		return v.compileErr
+	var cm wazero.CompiledModule
+	if err == nil {
+		cm, err = v.host.rt.CompileModule(ctx, bin)
+	} else if orig, cerr := v.host.rt.CompileModule(ctx, v.wasm); cerr != nil {
+		// A malformed module gets the compiler's own words for its defect.
+		err = cerr
+	} else {
+		// It compiles, but uses what the host cannot bound.
+		orig.Close(context.Background())
+		err = fmt.Errorf("the host cannot bound its loops: %w", err)
 	}
-	cm, err := v.host.rt.CompileModule(ctx, bin)
 	// Compiling leaves tens of megabytes of garbage in the Go heap: collect
 	// it before the next compile takes the slot, so compiles one after the
 	// other reuse the same memory instead of stacking up.
