@@ -1,6 +1,14 @@
 package wasmhost
 
-import "sync"
+import (
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/sluicehq/sluice/engine"
+)
 
 // chainRun is the host's per-record state while one batch (or one shard of
 // it) runs through a chain of transforms: the structural index of every
@@ -10,9 +18,11 @@ import "sync"
 // each call maps its records to doc slots (order), and collect maps its
 // output the same way.
 //
-// A chainRun is used by one goroutine at a time and pooled across batches:
-// its docs and their nodes are reused (grow-only); the slab's chunks are
-// never reused once carved, since output records reference them.
+// A chainRun is used by one goroutine at a time and kept across batches
+// (see putRun): its docs and their nodes are reused. The slab's chunks
+// that no record leaving the chain references (the copies an earlier
+// transform made of records a later one edited again) are reused by the
+// next batch (see slab.recycle); the others belong to the output records.
 type chainRun struct {
 	docs  []doc
 	used  int     // docs[:used] belong to the current batch
@@ -20,12 +30,42 @@ type chainRun struct {
 	slab  slab
 }
 
-var chainRuns = sync.Pool{New: func() any { return new(chainRun) }}
+// chainRuns keeps the chainRuns of the last batches for the next ones. It
+// is a bounded stack rather than a sync.Pool: the pool lost its runs at
+// collections (dozens a second under load), and new runs' docs and nodes
+// were 7 % of the bytes the process allocated. With the stack and the
+// slab's recycling, the Rust chain to discard went 620–688k → 673–705k
+// events/s and 60–62 → 57–58 MiB peak RSS (alternated runs). A kept run's
+// memory is bounded (see putRun) and one run per core is kept, also when
+// idle.
+var chainRuns struct {
+	mu   sync.Mutex
+	free []*chainRun
+}
 
-// getRun returns a pooled chainRun for a batch of n records and the
+// Bounds on a kept chainRun: a batch of many records or of records with
+// many members (a hostile one) is not held on to.
+const (
+	keptRunsPerCPU = 1        // runs kept per GOMAXPROCS (more measured no faster, and larger)
+	keptDocs       = 8 << 10  // docs (one per record)
+	keptDocNodes   = 64       // nodes of one doc
+	keptNodes      = 64 << 10 // nodes of all docs (2.75 MiB)
+)
+
+// getRun returns a kept or new chainRun for a batch of n records and the
 // identity order of those records (doc slot i for record i).
 func getRun(n int) (*chainRun, []int32) {
-	r := chainRuns.Get().(*chainRun)
+	var r *chainRun
+	chainRuns.mu.Lock()
+	if k := len(chainRuns.free); k > 0 {
+		r = chainRuns.free[k-1]
+		chainRuns.free[k-1] = nil
+		chainRuns.free = chainRuns.free[:k-1]
+	}
+	chainRuns.mu.Unlock()
+	if r == nil {
+		r = new(chainRun)
+	}
 	for len(r.docs) < n {
 		r.docs = append(r.docs, doc{})
 	}
@@ -41,13 +81,37 @@ func getRun(n int) (*chainRun, []int32) {
 }
 
 // putRun forgets the batch (no reference to its records is kept) and
-// returns r to the pool.
+// keeps r for the next batch, within the bounds above: the docs past
+// keptDocs and the nodes of a doc past keptDocNodes, or past keptNodes in
+// all, are let go. The chunks carved for the batch and not recycled stay
+// the records' (see slab.recycle).
 func putRun(r *chainRun) {
-	for i := range r.docs[:r.used] {
-		r.docs[i].reset(nil)
+	nodes := 0
+	for i := range r.docs {
+		d := &r.docs[i]
+		if i < r.used {
+			d.reset(nil)
+		}
+		if c := cap(d.nodes); c > keptDocNodes || nodes+c > keptNodes {
+			d.nodes = nil
+		} else {
+			nodes += c
+		}
 	}
 	r.used = 0
-	chainRuns.Put(r)
+	r.slab.forget()
+	if len(r.docs) > keptDocs {
+		r.docs = nil
+	}
+	if cap(r.ident) > keptDocs {
+		r.ident = nil
+	}
+	keep := keptRunsPerCPU * runtime.GOMAXPROCS(0)
+	chainRuns.mu.Lock()
+	if len(chainRuns.free) < keep {
+		chainRuns.free = append(chainRuns.free, r)
+	}
+	chainRuns.mu.Unlock()
 }
 
 // newSlot returns a fresh doc slot (for an emitted record).
@@ -64,13 +128,23 @@ func (r *chainRun) newSlot() int32 {
 // and emitted records do not cost an allocation each. A buffer's capacity
 // is capped (three-index slice): appending to it never reaches its
 // neighbour.
+//
+// A record edited by two transforms of a chain is copied twice (a call
+// edits in place only the bytes it made itself: a call that traps must
+// leave its input as it was, for the dead letters and the isolation
+// reruns), so the first copy is garbage once the chain is done. recycle
+// finds the chunks no surviving record references and hands them out
+// again, so a chain pays for about one copy per edited record.
 type slab struct {
-	buf []byte
+	buf    []byte   // the chunk being carved
+	chunks [][]byte // the chunks taken since the last recycle or forget
+	free   [][]byte // chunks no record references, handed out first
 }
 
 const (
 	slabChunk = 64 << 10
 	slabMax   = 8 << 10 // bigger buffers get their own allocation
+	slabFree  = 16      // free chunks kept for the next batches (1 MiB)
 )
 
 // alloc returns a buffer of length n and capacity c (c ≥ n).
@@ -79,11 +153,116 @@ func (s *slab) alloc(n, c int) []byte {
 		return make([]byte, n, c)
 	}
 	if cap(s.buf)-len(s.buf) < c {
-		s.buf = make([]byte, 0, slabChunk)
+		s.take()
 	}
 	at := len(s.buf)
 	s.buf = s.buf[:at+c]
 	return s.buf[at : at+n : at+c]
+}
+
+// take makes a fresh chunk (a free one when there is one) the one carved.
+func (s *slab) take() {
+	if k := len(s.free); k > 0 {
+		s.buf = s.free[k-1][:0]
+		s.free[k-1] = nil
+		s.free = s.free[:k-1]
+		slabReused.Add(1)
+	} else {
+		s.buf = make([]byte, 0, slabChunk)
+	}
+	s.chunks = append(s.chunks, s.buf)
+}
+
+// slabReused counts the chunks handed out again (tests check that the
+// recycling happens).
+var slabReused atomic.Int64
+
+// forget gives up the chunks taken since the last recycle: records may
+// reference them, so they are never handed out again.
+func (s *slab) forget() {
+	clear(s.chunks)
+	s.chunks = s.chunks[:0]
+}
+
+// recycle ends a chain run that succeeded: out are the records leaving it
+// and dlq its dead letters, the only records that may reference the bytes
+// carved since the last recycle. The chunks taken since then that none of
+// them references go to the free list; the others stay the records'. The
+// chunk being carved keeps being carved (past what its records use) unless
+// it is freed.
+func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
+	if len(s.chunks) == 0 {
+		return
+	}
+	if len(s.chunks) > 1 {
+		slices.SortFunc(s.chunks, func(a, b []byte) int {
+			pa, pb := chunkAddr(a), chunkAddr(b)
+			switch {
+			case pa < pb:
+				return -1
+			case pa > pb:
+				return 1
+			}
+			return 0
+		})
+	}
+	var liveBuf [64]bool
+	var live []bool
+	if len(s.chunks) <= len(liveBuf) {
+		live = liveBuf[:len(s.chunks)]
+	} else {
+		live = make([]bool, len(s.chunks))
+	}
+	for i := range out {
+		s.mark(live, out[i].Value)
+	}
+	for i := range dlq {
+		s.mark(live, dlq[i].Record.Value)
+	}
+	cur := chunkAddr(s.buf)
+	for i, ch := range s.chunks {
+		if live[i] {
+			continue
+		}
+		if chunkAddr(ch) == cur {
+			s.buf = nil
+		}
+		if len(s.free) < slabFree {
+			s.free = append(s.free, ch[:0])
+		}
+	}
+	s.forget()
+}
+
+// mark sets live[i] when v's bytes lie in s.chunks[i] (sorted by address).
+func (s *slab) mark(live []bool, v []byte) {
+	if cap(v) == 0 {
+		return
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(v)))
+	// The last chunk that starts at or before p.
+	lo, hi := 0, len(s.chunks)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if chunkAddr(s.chunks[m]) <= p {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if i := lo - 1; i >= 0 && p < chunkAddr(s.chunks[i])+slabChunk {
+		live[i] = true
+	}
+}
+
+// chunkAddr is the address of a chunk's first byte (0 for none). The Go
+// heap does not move objects, so addresses compare chunks for as long as
+// the slice keeps its chunk alive.
+func chunkAddr(b []byte) uintptr {
+	if cap(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 }
 
 // clone returns a copy of b carved from the slab.

@@ -83,6 +83,7 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 	}
 	cr, order := getRun(len(recs))
 	defer putRun(cr)
+	from := len(dlq)
 	for _, v := range c.versions {
 		if len(recs) == 0 {
 			break
@@ -93,6 +94,7 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 			return nil, dlq, err
 		}
 	}
+	cr.slab.recycle(recs, dlq[from:])
 	return recs, dlq, nil
 }
 

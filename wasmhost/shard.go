@@ -154,6 +154,7 @@ func (p *Pipeline) runShard(ctx context.Context, c *chain, recs []engine.Record,
 		}
 		sh.ends = append(sh.ends, len(sh.dlq))
 	}
+	cr.slab.recycle(out, sh.dlq)
 	sh.out = out
 }
 
