@@ -27,7 +27,13 @@ type chainRun struct {
 	docs  []doc
 	used  int     // docs[:used] belong to the current batch
 	ident []int32 // scratch: 0, 1, 2, …
-	slab  slab
+	// The bytes of edited and emitted records: the chain's last transform
+	// carves them from out, the others from mid, so that the copies a later
+	// transform makes again fill chunks of their own, which recycle frees
+	// (were they mixed with the output, a batch of a few hundred records
+	// would leave no chunk to free).
+	out, mid slab
+	slab     *slab // the slab of the transform running: &out or &mid
 }
 
 // chainRuns keeps the chainRuns of the last batches for the next ones. It
@@ -70,6 +76,7 @@ func getRun(n int) (*chainRun, []int32) {
 		r.docs = append(r.docs, doc{})
 	}
 	r.used = n
+	r.slab = &r.out
 	if cap(r.ident) < n {
 		r.ident = make([]int32, n)
 	}
@@ -99,7 +106,9 @@ func putRun(r *chainRun) {
 		}
 	}
 	r.used = 0
-	r.slab.forget()
+	r.out.forget()
+	r.mid.forget()
+	r.slab = nil
 	if len(r.docs) > keptDocs {
 		r.docs = nil
 	}
@@ -112,6 +121,23 @@ func putRun(r *chainRun) {
 		chainRuns.free = append(chainRuns.free, r)
 	}
 	chainRuns.mu.Unlock()
+}
+
+// stage selects the slab of the transform about to run: last is whether it
+// is the chain's last.
+func (r *chainRun) stage(last bool) {
+	if last {
+		r.slab = &r.out
+	} else {
+		r.slab = &r.mid
+	}
+}
+
+// recycle ends a run that succeeded (see slab.recycle): out are the
+// records leaving the chain, dlq its dead letters.
+func (r *chainRun) recycle(out []engine.Record, dlq []engine.DLQEntry) {
+	r.mid.recycle(out, dlq)
+	r.out.recycle(out, dlq)
 }
 
 // newSlot returns a fresh doc slot (for an emitted record).
@@ -134,18 +160,28 @@ func (r *chainRun) newSlot() int32 {
 // leave its input as it was, for the dead letters and the isolation
 // reruns), so the first copy is garbage once the chain is done. recycle
 // finds the chunks no surviving record references and hands them out
-// again, so a chain pays for about one copy per edited record.
+// again (to any chain run: freeChunks), so a chain pays for about one copy
+// per edited record.
 type slab struct {
 	buf    []byte   // the chunk being carved
 	chunks [][]byte // the chunks taken since the last recycle or forget
-	free   [][]byte // chunks no record references, handed out first
 }
 
 const (
 	slabChunk = 64 << 10
 	slabMax   = 8 << 10 // bigger buffers get their own allocation
-	slabFree  = 16      // free chunks kept for the next batches (1 MiB)
+	// freeChunksPerCPU bounds freeChunks: 1 MiB per GOMAXPROCS, about the
+	// copies that two 1 MiB batches in flight per core free.
+	freeChunksPerCPU = 16
 )
+
+// freeChunks are the slab chunks that no record references any more,
+// handed out before new ones (last freed first: its bytes are likely in
+// the cache).
+var freeChunks struct {
+	mu sync.Mutex
+	c  [][]byte
+}
 
 // alloc returns a buffer of length n and capacity c (c ≥ n).
 func (s *slab) alloc(n, c int) []byte {
@@ -162,13 +198,18 @@ func (s *slab) alloc(n, c int) []byte {
 
 // take makes a fresh chunk (a free one when there is one) the one carved.
 func (s *slab) take() {
-	if k := len(s.free); k > 0 {
-		s.buf = s.free[k-1][:0]
-		s.free[k-1] = nil
-		s.free = s.free[:k-1]
-		slabReused.Add(1)
-	} else {
+	s.buf = nil
+	freeChunks.mu.Lock()
+	if k := len(freeChunks.c); k > 0 {
+		s.buf = freeChunks.c[k-1]
+		freeChunks.c[k-1] = nil
+		freeChunks.c = freeChunks.c[:k-1]
+	}
+	freeChunks.mu.Unlock()
+	if s.buf == nil {
 		s.buf = make([]byte, 0, slabChunk)
+	} else {
+		slabReused.Add(1)
 	}
 	s.chunks = append(s.chunks, s.buf)
 }
@@ -187,7 +228,7 @@ func (s *slab) forget() {
 // recycle ends a chain run that succeeded: out are the records leaving it
 // and dlq its dead letters, the only records that may reference the bytes
 // carved since the last recycle. The chunks taken since then that none of
-// them references go to the free list; the others stay the records'. The
+// them references go to freeChunks; the others stay the records'. The
 // chunk being carved keeps being carved (past what its records use) unless
 // it is freed.
 func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
@@ -220,6 +261,8 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
 		s.mark(live, dlq[i].Record.Value)
 	}
 	cur := chunkAddr(s.buf)
+	keep := freeChunksPerCPU * runtime.GOMAXPROCS(0)
+	freeChunks.mu.Lock()
 	for i, ch := range s.chunks {
 		if live[i] {
 			continue
@@ -227,10 +270,11 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
 		if chunkAddr(ch) == cur {
 			s.buf = nil
 		}
-		if len(s.free) < slabFree {
-			s.free = append(s.free, ch[:0])
+		if len(freeChunks.c) < keep {
+			freeChunks.c = append(freeChunks.c, ch[:0])
 		}
 	}
+	freeChunks.mu.Unlock()
 	s.forget()
 }
 

@@ -15,7 +15,17 @@ func inChunk(v, chunk []byte) bool {
 	return cap(v) > 0 && p >= c && p < c+uintptr(cap(chunk))
 }
 
+// takeFreeChunks empties freeChunks and returns what it held.
+func takeFreeChunks() [][]byte {
+	freeChunks.mu.Lock()
+	defer freeChunks.mu.Unlock()
+	c := freeChunks.c
+	freeChunks.c = nil
+	return c
+}
+
 func TestSlabRecycle(t *testing.T) {
+	takeFreeChunks()
 	var s slab
 	// Four chunks of eight buffers each; the fourth is being carved.
 	var bufs [][]byte
@@ -38,9 +48,11 @@ func TestSlabRecycle(t *testing.T) {
 	if len(s.chunks) != 0 {
 		t.Fatalf("%d chunks still tracked after recycle", len(s.chunks))
 	}
-	if len(s.free) != 1 || chunkAddr(s.free[0]) != chunkAddr(chunks[3]) {
-		t.Fatalf("free %d chunks, want only the unreferenced fourth", len(s.free))
+	free := takeFreeChunks()
+	if len(free) != 1 || chunkAddr(free[0]) != chunkAddr(chunks[3]) {
+		t.Fatalf("free %d chunks, want only the unreferenced fourth", len(free))
 	}
+	freeChunks.c = free
 	if s.buf != nil {
 		t.Fatal("the freed chunk is still being carved")
 	}
@@ -61,13 +73,13 @@ func TestSlabRecycle(t *testing.T) {
 	// A chunk being carved that records reference keeps being carved, and
 	// is never freed by a later recycle that does not see those records.
 	s.recycle([]engine.Record{{Value: nb}}, nil)
-	if len(s.free) != 0 || !inChunk(s.buf, chunks[3]) {
-		t.Fatalf("free %d, carving the live chunk: %v", len(s.free), inChunk(s.buf, chunks[3]))
+	if n := len(takeFreeChunks()); n != 0 || !inChunk(s.buf, chunks[3]) {
+		t.Fatalf("free %d, carving the live chunk: %v", n, inChunk(s.buf, chunks[3]))
 	}
 	nb2 := s.alloc(10, 100)
 	s.recycle(nil, nil)
-	if len(s.free) != 0 || !inChunk(nb2, chunks[3]) {
-		t.Fatalf("a chunk taken before the last recycle was freed (%d free)", len(s.free))
+	if n := len(takeFreeChunks()); n != 0 || !inChunk(nb2, chunks[3]) {
+		t.Fatalf("a chunk taken before the last recycle was freed (%d free)", n)
 	}
 
 	// forget: chunks taken in a run that failed are never handed out again.
@@ -79,8 +91,8 @@ func TestSlabRecycle(t *testing.T) {
 	}
 	s.forget()
 	s.recycle(nil, nil)
-	if len(s.free) != 0 {
-		t.Fatalf("forgotten chunks freed: %d", len(s.free))
+	if n := len(takeFreeChunks()); n != 0 {
+		t.Fatalf("forgotten chunks freed: %d", n)
 	}
 }
 
@@ -90,8 +102,12 @@ func TestSlabRecycle(t *testing.T) {
 // dead letters must keep their bytes while later batches reuse the chunks
 // the chain freed, sharded or not.
 func TestChainRecycleKeepsOutputs(t *testing.T) {
-	for _, sharded := range []bool{false, true} {
-		t.Run(fmt.Sprintf("sharded=%v", sharded), func(t *testing.T) {
+	for _, c := range []struct {
+		sharded       bool
+		size, batches int
+	}{{false, 2000, 6}, {true, 2000, 6}, {false, 200, 40}} {
+		sharded := c.sharded
+		t.Run(fmt.Sprintf("sharded=%v/size=%d", sharded, c.size), func(t *testing.T) {
 			cfg := Config{PoolSize: 1}
 			if sharded {
 				withShards(t, 32, 2)
@@ -111,15 +127,17 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 			}
 			var batches []batch
 			reused0 := slabReused.Load()
-			for b := range 6 {
-				docs := make([]string, 2000)
+			for b := range c.batches {
+				docs := make([]string, c.size)
+				dead := 0
 				for i := range docs {
 					ev := strings.Replace(benchEvent(b*len(docs)+i), "example.com", fmt.Sprintf("batch%d.example", b), 1)
 					// The dead letters are among the first records of
 					// each shard: the chunks of the others are freed.
 					switch {
-					case i%1000 < 200 && i%4 == 1:
+					case i%1000 < c.size/10 && i%4 == 1:
 						ev = `{"op":"dlq","id":"` + fmt.Sprint(i) + `",` + ev[1:]
+						dead++
 					case i%10 == 5:
 						ev = `{"op":"edit","gone":1,` + ev[1:]
 					}
@@ -129,7 +147,7 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(out) != 1900 || len(dlq) != 100 {
+				if len(out) != c.size-dead || len(dlq) != dead {
 					t.Fatalf("batch %d: %d out, %d dead letters", b, len(out), len(dlq))
 				}
 				var want []string

@@ -84,17 +84,18 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 	cr, order := getRun(len(recs))
 	defer putRun(cr)
 	from := len(dlq)
-	for _, v := range c.versions {
+	for i, v := range c.versions {
 		if len(recs) == 0 {
 			break
 		}
+		cr.stage(i == len(c.versions)-1)
 		var err error
 		recs, order, dlq, err = p.host.runIn(ctx, v, recs, order, cr, dlq, p.host.cfg.OnTrap)
 		if err != nil {
 			return nil, dlq, err
 		}
 	}
-	cr.slab.recycle(recs, dlq[from:])
+	cr.recycle(recs, dlq[from:])
 	return recs, dlq, nil
 }
 

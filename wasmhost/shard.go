@@ -139,11 +139,12 @@ func (p *Pipeline) runShard(ctx context.Context, c *chain, recs []engine.Record,
 	out := recs[sh.lo:sh.hi:sh.hi]
 	cr, order := getRun(len(out))
 	defer putRun(cr)
-	for _, v := range c.versions {
+	for i, v := range c.versions {
 		if len(out) > 0 {
 			if failed.Load() {
 				return
 			}
+			cr.stage(i == len(c.versions)-1)
 			var err error
 			out, order, sh.dlq, err = h.runIn(ctx, v, out, order, cr, sh.dlq, h.cfg.OnTrap)
 			if err != nil {
@@ -154,7 +155,7 @@ func (p *Pipeline) runShard(ctx context.Context, c *chain, recs []engine.Record,
 		}
 		sh.ends = append(sh.ends, len(sh.dlq))
 	}
-	cr.slab.recycle(out, sh.dlq)
+	cr.recycle(out, sh.dlq)
 	sh.out = out
 }
 

@@ -68,6 +68,7 @@ func (s *callState) reset(in []engine.Record, maxEmit int) {
 		s.own.docs[i].reset(nil)
 	}
 	s.own.used = 0
+	s.own.slab = &s.own.out
 	order := make([]int32, len(in))
 	for i := range order {
 		order[i] = s.own.newSlot()
@@ -167,7 +168,7 @@ func (s *callState) doc(idx int32) *doc {
 
 // editor returns how record idx's next edit gets its bytes.
 func (s *callState) editor(idx int32) editor {
-	return editor{own: s.recs[idx].ownValue, slab: &s.run.slab}
+	return editor{own: s.recs[idx].ownValue, slab: s.run.slab}
 }
 
 // lookup returns the value at hp in JSON record r (index idx), as
