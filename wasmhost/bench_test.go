@@ -159,6 +159,7 @@ func (o *hostOpBench) newBatch(index string) {
 		o.order[i] = int32(i)
 		o.run.docs[i].reset(nil)
 	}
+	o.run.out.forget() // as putRun: the last batch's records own their chunks
 	o.st.resetIn(o.recs, o.order, o.run, 0)
 	if index != "" {
 		for i := range o.recs {

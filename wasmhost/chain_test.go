@@ -186,3 +186,25 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 		})
 	}
 }
+
+// TestCallOutsideChainForgetsChunks: a call outside a chain (a dry run)
+// carves from its state's own slab; the next call must not keep tracking
+// the last one's chunks (they would be held forever, and could be freed
+// by a later recycle while records reference them).
+func TestCallOutsideChainForgetsChunks(t *testing.T) {
+	var cs callState
+	recs := jsonRecs(`{"a":1}`)
+	for range 50 {
+		cs.reset(recs, 0)
+		for range 20 {
+			cs.run.slab.alloc(10, slabMax)
+		}
+		if n := len(cs.own.out.chunks); n > 3 {
+			t.Fatalf("%d chunks tracked by one call's slab", n)
+		}
+	}
+	cs.release()
+	if n := len(cs.own.out.chunks); n != 0 {
+		t.Fatalf("%d chunks tracked after release", n)
+	}
+}

@@ -68,6 +68,7 @@ func (s *callState) reset(in []engine.Record, maxEmit int) {
 		s.own.docs[i].reset(nil)
 	}
 	s.own.used = 0
+	s.own.out.forget() // the last call's records own their bytes
 	s.own.slab = &s.own.out
 	order := make([]int32, len(in))
 	for i := range order {
@@ -100,6 +101,7 @@ func (s *callState) release() {
 		s.own.docs[i].reset(nil)
 	}
 	s.own.used = 0
+	s.own.out.forget()
 }
 
 // valid reports whether idx names a record of this call.
