@@ -71,7 +71,8 @@ func TestRequestBookkeeping(t *testing.T) {
 }
 
 // TestLeaseCoversBookkeeping: the lease of a request in the queue is its
-// body plus its bookkeeping, and it is returned when the request resolves.
+// body's buffer (the size class it was carved in, bodypool.go) plus its
+// bookkeeping, and it is returned when the request resolves.
 func TestLeaseCoversBookkeeping(t *testing.T) {
 	app := newTestServer(t, ServerConfig{})
 	body := bytes.Repeat([]byte("{}\n"), 10_000)
@@ -79,7 +80,8 @@ func TestLeaseCoversBookkeeping(t *testing.T) {
 	go func() { code, _ := app.post(t, body); done <- code }()
 	var got int64
 	waitUntil(t, func() bool { got = app.gov.Guard().InFlight(); return got > 0 && app.recv.Pending() == 1 })
-	if want := int64(len(body)) + requestCost + 10_001*spanCost; got != want {
+	_, buf := bodyClass(len(body))
+	if want := int64(buf) + requestCost + 10_001*spanCost; got != want {
 		t.Fatalf("in flight %d bytes, want body + bookkeeping = %d", got, want)
 	}
 	app.drain(t)

@@ -22,6 +22,7 @@ import (
 type Ack struct {
 	id       uint64
 	body     []byte // the records' and dead letters' bytes
+	buf      []byte // the body's buffer when it came from getBody (bodypool.go), nil else
 	spans    []span
 	topic    string // Record.Topic of every record ("" = sink default)
 	next     int    // index of the first span not yet received by the driver
@@ -161,6 +162,12 @@ func (a *Ack) resolve(err error) bool {
 		return false
 	}
 	a.lease.Release()
+	if err == nil && a.buf != nil {
+		// Every record was written and committed: nothing reads the
+		// body any more (see bodypool.go).
+		putBody(a.buf)
+	}
+	a.buf = nil
 	a.done <- err
 	return true
 }

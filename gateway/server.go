@@ -572,8 +572,11 @@ func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, t *tenant, kind bodyKind
 		reading = guard.Lease(cl)
 	}
 	body, err := readBody(ctx, s.reads, cl, maxBody)
+	pooled := body // a buffer from getBody, given back when the request is done
 	if err == nil && enc != "" {
 		body, err = decompress(enc, body, maxBody)
+		putBody(pooled) // the decoded body is a buffer of its own
+		pooled = nil
 	}
 	if err != nil {
 		reading.Release()
@@ -585,17 +588,19 @@ func (s *Server) readAndSplit(ctx *fasthttp.RequestCtx, t *tenant, kind bodyKind
 	out := splitOut{maxEvent: int(s.cfg.MaxEvent), maxEvents: s.lim.MaxEvents, tag: id, topic: t.topic}
 	out.spans = make([]span, 0, min(bytes.Count(body, []byte{'\n'}), s.lim.MaxEvents)+1)
 	est := bookkeeping(&out)
-	lease := guard.Lease(int64(len(body)) + est)
+	lease := guard.Lease(int64(cap(body)) + est)
 	reading.Release()
 	if err := split(body, kind, &out); err != nil {
 		lease.Release()
+		putBody(pooled)
 		return nil, err
 	}
 	if n := bookkeeping(&out); n != est { // dead letters, or more records than lines
 		lease.Release()
-		lease = guard.Lease(int64(len(body)) + n)
+		lease = guard.Lease(int64(cap(body)) + n)
 	}
 	a := newAck(id, &out, lease)
+	a.buf = pooled
 	a.tenant = t.name
 	a.size = len(body)
 	return a, nil
@@ -685,7 +690,9 @@ func readBody(ctx *fasthttp.RequestCtx, rl *readLimiter, cl, maxBody int64) ([]b
 		if int64(len(b)) > maxBody {
 			return nil, ErrBodyTooLarge
 		}
-		return append([]byte(nil), b...), nil
+		body := getBody(len(b))
+		copy(body, b)
+		return body, nil
 	}
 	return readStream(ctx.RequestBodyStream(), rl, cl, maxBody)
 }
@@ -700,7 +707,9 @@ func readStream(r io.Reader, rl *readLimiter, cl, maxBody int64) ([]byte, error)
 		sr = &slotReader{r: r, l: rl}
 		r = sr
 	}
+	var body []byte
 	fail := func(err error) ([]byte, error) {
+		putBody(body)
 		if sr != nil && sr.err != nil {
 			return nil, sr.err
 		}
@@ -709,10 +718,9 @@ func readStream(r io.Reader, rl *readLimiter, cl, maxBody int64) ([]byte, error)
 		}
 		return nil, errors.Join(ErrInvalidJSON, err)
 	}
-	var body []byte
 	var err error
 	if cl >= 0 {
-		body = make([]byte, cl)
+		body = getBody(int(cl))
 		_, err = io.ReadFull(r, body)
 	} else if body, err = io.ReadAll(io.LimitReader(r, maxBody+1)); err == nil && int64(len(body)) > maxBody {
 		err = ErrBodyTooLarge
