@@ -39,11 +39,9 @@ type chainRun struct {
 // chainRuns keeps the chainRuns of the last batches for the next ones. It
 // is a bounded stack rather than a sync.Pool: the pool lost its runs at
 // collections (dozens a second under load), and new runs' docs and nodes
-// were 7 % of the bytes the process allocated. With the stack and the
-// slab's recycling, the Rust chain to discard went 620–688k → 673–705k
-// events/s and 60–62 → 57–58 MiB peak RSS (alternated runs). A kept run's
-// memory is bounded (see putRun) and one run per core is kept, also when
-// idle.
+// were 7 % of the bytes the process allocated (BENCHMARKS.md has the
+// runs with and without). A kept run's memory is bounded (see putRun) and
+// one run per core is kept, also when idle.
 var chainRuns struct {
 	mu   sync.Mutex
 	free []*chainRun
