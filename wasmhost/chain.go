@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"cmp"
 	"runtime"
 	"slices"
 	"sync"
@@ -234,16 +235,7 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
 		return
 	}
 	if len(s.chunks) > 1 {
-		slices.SortFunc(s.chunks, func(a, b []byte) int {
-			pa, pb := chunkAddr(a), chunkAddr(b)
-			switch {
-			case pa < pb:
-				return -1
-			case pa > pb:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(s.chunks, func(a, b []byte) int { return cmp.Compare(chunkAddr(a), chunkAddr(b)) })
 	}
 	var liveBuf [64]bool
 	var live []bool

@@ -96,6 +96,18 @@ func TestSlabRecycle(t *testing.T) {
 	}
 }
 
+// batchStrings renders a batch's output records and dead letters, in order.
+func batchStrings(out []engine.Record, dlq []engine.DLQEntry) []string {
+	s := make([]string, 0, len(out)+len(dlq))
+	for _, r := range out {
+		s = append(s, recordString(r))
+	}
+	for _, d := range dlq {
+		s = append(s, dlqString(d))
+	}
+	return s
+}
+
 // TestChainRecycleKeepsOutputs runs batches through a chain in which the
 // records are edited by two transforms (redact, enrich) and some are dead
 // letters after the first edit (kitchen): the earlier batches' outputs and
@@ -106,10 +118,9 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 		sharded       bool
 		size, batches int
 	}{{false, 2000, 6}, {true, 2000, 6}, {false, 200, 40}} {
-		sharded := c.sharded
-		t.Run(fmt.Sprintf("sharded=%v/size=%d", sharded, c.size), func(t *testing.T) {
+		t.Run(fmt.Sprintf("sharded=%v/size=%d", c.sharded, c.size), func(t *testing.T) {
 			cfg := Config{PoolSize: 1}
-			if sharded {
+			if c.sharded {
 				withShards(t, 32, 2)
 				cfg.PoolSize = 2
 			}
@@ -150,13 +161,7 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 				if len(out) != c.size-dead || len(dlq) != dead {
 					t.Fatalf("batch %d: %d out, %d dead letters", b, len(out), len(dlq))
 				}
-				var want []string
-				for _, r := range out {
-					want = append(want, recordString(r))
-				}
-				for _, d := range dlq {
-					want = append(want, dlqString(d))
-				}
+				want := batchStrings(out, dlq)
 				if !strings.Contains(want[0], `"region":"`) || strings.Contains(want[0], `"ua"`) || !strings.Contains(want[len(want)-1], `bad `) {
 					t.Fatalf("batch %d is not what the chain makes: %s / %s", b, want[0], want[len(want)-1])
 				}
@@ -164,13 +169,7 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 			}
 			reused := slabReused.Load() - reused0
 			for _, bt := range batches {
-				var got []string
-				for _, r := range bt.out {
-					got = append(got, recordString(r))
-				}
-				for _, d := range bt.dlq {
-					got = append(got, dlqString(d))
-				}
+				got := batchStrings(bt.out, bt.dlq)
 				for i := range got {
 					if got[i] != bt.want[i] {
 						t.Fatalf("an earlier batch changed:\n got  %s\n want %s", got[i], bt.want[i])
