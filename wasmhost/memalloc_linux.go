@@ -46,8 +46,9 @@ func (mmapAllocator) Allocate(capacity, max uint64) experimental.LinearMemory {
 
 // mmapMemory is one instance's reserved mapping.
 type mmapMemory struct {
-	buf  []byte
-	used int
+	buf      []byte
+	used     int
+	unmapped atomic.Bool // the grace passed and the range is unmapped (for tests)
 }
 
 func (m *mmapMemory) Reallocate(size uint64) []byte {
@@ -68,6 +69,7 @@ func (m *mmapMemory) Free() {
 	time.AfterFunc(unmapGrace, func() {
 		_ = syscall.Munmap(b)
 		mapped.Add(-int64(len(b)))
+		m.unmapped.Store(true)
 	})
 }
 
