@@ -23,14 +23,17 @@ type ProcessFunc[T any] func(ctx context.Context, b Batch[T]) (Batch[T], error)
 type SinkFunc[T any] func(ctx context.Context, b *Batch[T]) error
 
 // Process adapts a Processor (the WASM pipeline) to a ProcessFunc: records
-// and dead letters go through p, tokens are kept.
+// and dead letters go through p, tokens are kept. p's ctx carries a
+// ReleaseSet (ReleasesFrom): what p registers there becomes the batch's
+// Release; when p fails it is dropped.
 func Process[T any](p Processor) ProcessFunc[T] {
 	return func(ctx context.Context, b Batch[T]) (Batch[T], error) {
-		recs, dlq, err := p.Process(ctx, b.Records, b.DLQ)
+		rs := &ReleaseSet{fns: b.Release}
+		recs, dlq, err := p.Process(context.WithValue(ctx, releaseKey{}, rs), b.Records, b.DLQ)
 		if err != nil {
 			return b, err
 		}
-		b.Records, b.DLQ = recs, dlq
+		b.Records, b.DLQ, b.Release = recs, dlq, rs.take()
 		return b, nil
 	}
 }

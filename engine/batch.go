@@ -11,6 +11,13 @@ type Batch[T any] struct {
 	Records []Record
 	Tokens  []T
 	DLQ     []DLQEntry
+	// Release gives back memory the records and dead letters borrow (set
+	// by Process from what its Processor registered with ReleasesFrom).
+	// The driver calls each function once, after the block holding them is
+	// committed, and only when every sink and dead-letter write of the
+	// block succeeded; after any failure it never calls them and the
+	// memory is left to the garbage collector.
+	Release []func()
 }
 
 // Len returns the number of records.

@@ -340,7 +340,9 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 		out.DLQ = nil
 	}
 
+	clean := true
 	if err := sink(ctx, out); err != nil {
+		clean = false // records failed: the memory they borrow is left to the collector
 		if err := d.sinkOutcome(ctx, out.Records, err, 0, &st); err != nil {
 			return err
 		}
@@ -353,6 +355,9 @@ func (d *Driver[T]) driveBlock(ctx context.Context, r Receiver[T], b Batch[T], p
 
 	if err := d.commit(ctx, r, tokens); err != nil {
 		return err
+	}
+	if clean {
+		release(out.Release)
 	}
 	return d.finish(&st, start, t2)
 }
@@ -378,9 +383,10 @@ func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T
 	}
 	tokens := b.Tokens
 	drain := NewSubBlockDrain(b.Records, subBytes)
+	rel := releases{fns: b.Release, clean: true}
 	for recs, ok := drain.Next(); ok; recs, ok = drain.Next() {
 		view := Batch[T]{Records: recs}
-		if err := d.driveSubBlock(ctx, view, process, sink, out, &st); err != nil {
+		if err := d.driveSubBlock(ctx, view, process, sink, out, &st, &rel); err != nil {
 			return err
 		}
 	}
@@ -388,10 +394,11 @@ func (d *Driver[T]) driveStreaming(ctx context.Context, r Receiver[T], b Batch[T
 	if err := d.commit(ctx, r, tokens); err != nil {
 		return err
 	}
+	rel.commit()
 	return d.finish(&st, start, tc)
 }
 
-func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process ProcessFunc[T], sink SinkFunc[T], out *Batch[T], st *BlockStats) error {
+func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process ProcessFunc[T], sink SinkFunc[T], out *Batch[T], st *BlockStats, rel *releases) error {
 	if g := d.cfg.Guard; g != nil {
 		var n int64
 		for i := range view.Records {
@@ -419,7 +426,9 @@ func (d *Driver[T]) driveSubBlock(ctx context.Context, view Batch[T], process Pr
 		}
 		out.DLQ = nil
 	}
+	rel.add(out.Release)
 	if err := sink(ctx, out); err != nil {
+		rel.clean = false
 		if err := d.sinkOutcome(ctx, out.Records, err, st.SubBlocks, st); err != nil {
 			return err
 		}

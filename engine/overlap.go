@@ -68,6 +68,7 @@ type slot[T any] struct {
 	// the previous receive.
 	first    bool
 	dlq      []DLQEntry
+	release  []func() // the received batch's Release
 	records  int
 	bytes    int64
 	start    time.Time
@@ -218,6 +219,7 @@ func (o *overlap[T]) receiveStage(ctx, pctx context.Context) error {
 
 		d.stats.recordsIn.Add(uint64(len(b.Records)))
 		s.first, s.dlq, s.records, s.start, s.interval = true, b.DLQ, len(b.Records), now, interval
+		s.release = b.Release
 		if budget != nil || d.needBytes() {
 			s.bytes = b.Bytes()
 		}
@@ -329,6 +331,7 @@ type block struct {
 	start    time.Time
 	interval time.Duration
 	bytes    int64
+	rel      releases // called after its commit when clean
 }
 
 // sinkSlot drives one processed sub-block through the dead letters, the
@@ -336,7 +339,8 @@ type block struct {
 func (o *overlap[T]) sinkSlot(ctx context.Context, s *slot[T], blk *block) error {
 	d := o.d
 	if s.first {
-		*blk = block{st: BlockStats{Records: s.records}, start: s.start, interval: s.interval, bytes: s.bytes}
+		*blk = block{st: BlockStats{Records: s.records}, start: s.start, interval: s.interval, bytes: s.bytes,
+			rel: releases{fns: s.release, clean: true}}
 		if d.cfg.Observer != nil {
 			blk.st.Bytes = s.bytes
 		}
@@ -361,8 +365,10 @@ func (o *overlap[T]) sinkSlot(ctx context.Context, s *slot[T], blk *block) error
 		}
 		out.DLQ = nil
 	}
+	blk.rel.add(out.Release)
 	t1 := time.Now()
 	if err := o.sink(ctx, out); err != nil {
+		blk.rel.clean = false // records failed: the memory they borrow is left to the collector
 		if err := d.sinkOutcome(ctx, out.Records, err, st.SubBlocks, st); err != nil {
 			return err
 		}
@@ -380,6 +386,7 @@ func (o *overlap[T]) sinkSlot(ctx context.Context, s *slot[T], blk *block) error
 	if err := d.commit(ctx, o.r, s.tokens); err != nil {
 		return err
 	}
+	blk.rel.commit()
 	if d.cfg.Observer != nil {
 		o.obsMu.Lock()
 		_ = d.finish(st, blk.start, tc)

@@ -133,10 +133,17 @@ func (r *chainRun) stage(last bool) {
 }
 
 // recycle ends a run that succeeded (see slab.recycle): out are the
-// records leaving the chain, dlq its dead letters.
-func (r *chainRun) recycle(out []engine.Record, dlq []engine.DLQEntry) {
-	r.mid.recycle(out, dlq)
-	r.out.recycle(out, dlq)
+// records leaving the chain, dlq its dead letters. The chunks they
+// reference are theirs; when the run is a driver's process call (rs is
+// not nil) they are given back once the driver committed its batch
+// (engine.ReleaseSet), else left to the collector.
+func (r *chainRun) recycle(rs *engine.ReleaseSet, out []engine.Record, dlq []engine.DLQEntry) {
+	hold := rs != nil
+	kept := r.mid.recycle(out, dlq, hold, nil)
+	kept = r.out.recycle(out, dlq, hold, kept)
+	if len(kept) > 0 {
+		rs.Add(func() { freeChunkList(kept) })
+	}
 }
 
 // newSlot returns a fresh doc slot (for an emitted record).
@@ -227,12 +234,14 @@ func (s *slab) forget() {
 // recycle ends a chain run that succeeded: out are the records leaving it
 // and dlq its dead letters, the only records that may reference the bytes
 // carved since the last recycle. The chunks taken since then that none of
-// them references go to freeChunks; the others stay the records'. The
-// chunk being carved keeps being carved (past what its records use) unless
-// it is freed.
-func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
+// them references go to freeChunks; the others stay the records'. With
+// hold, those are appended to kept (returned), for the caller to free once
+// the records are done with, and the chunk being carved is no longer
+// carved when it is one of them; without, it keeps being carved (past
+// what its records use) unless it is freed.
+func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry, hold bool, kept [][]byte) [][]byte {
 	if len(s.chunks) == 0 {
-		return
+		return kept
 	}
 	if len(s.chunks) > 1 {
 		slices.SortFunc(s.chunks, func(a, b []byte) int { return cmp.Compare(chunkAddr(a), chunkAddr(b)) })
@@ -255,6 +264,12 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
 	freeChunks.mu.Lock()
 	for i, ch := range s.chunks {
 		if live[i] {
+			if hold {
+				if chunkAddr(ch) == cur {
+					s.buf = nil
+				}
+				kept = append(kept, ch)
+			}
 			continue
 		}
 		if chunkAddr(ch) == cur {
@@ -266,7 +281,27 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry) {
 	}
 	freeChunks.mu.Unlock()
 	s.forget()
+	return kept
 }
+
+// freeChunkList puts chunks that no record references any more on
+// freeChunks, within its bound.
+func freeChunkList(chunks [][]byte) {
+	keep := freeChunksPerCPU * runtime.GOMAXPROCS(0)
+	freeChunks.mu.Lock()
+	for _, ch := range chunks {
+		if len(freeChunks.c) >= keep {
+			break
+		}
+		freeChunks.c = append(freeChunks.c, ch[:0])
+	}
+	freeChunks.mu.Unlock()
+	slabReleased.Add(int64(len(chunks)))
+}
+
+// slabReleased counts the chunks given back after a commit (tests check
+// that it happens).
+var slabReleased atomic.Int64
 
 // mark sets live[i] when v's bytes lie in s.chunks[i] (sorted by address).
 func (s *slab) mark(live []bool, v []byte) {

@@ -44,7 +44,7 @@ func TestSlabRecycle(t *testing.T) {
 		{},
 	}
 	dlq := []engine.DLQEntry{{Record: engine.Record{Value: bufs[8+1]}}} // chunk 1
-	s.recycle(out, dlq)
+	s.recycle(out, dlq, false, nil)
 	if len(s.chunks) != 0 {
 		t.Fatalf("%d chunks still tracked after recycle", len(s.chunks))
 	}
@@ -72,12 +72,12 @@ func TestSlabRecycle(t *testing.T) {
 
 	// A chunk being carved that records reference keeps being carved, and
 	// is never freed by a later recycle that does not see those records.
-	s.recycle([]engine.Record{{Value: nb}}, nil)
+	s.recycle([]engine.Record{{Value: nb}}, nil, false, nil)
 	if n := len(takeFreeChunks()); n != 0 || !inChunk(s.buf, chunks[3]) {
 		t.Fatalf("free %d, carving the live chunk: %v", n, inChunk(s.buf, chunks[3]))
 	}
 	nb2 := s.alloc(10, 100)
-	s.recycle(nil, nil)
+	s.recycle(nil, nil, false, nil)
 	if n := len(takeFreeChunks()); n != 0 || !inChunk(nb2, chunks[3]) {
 		t.Fatalf("a chunk taken before the last recycle was freed (%d free)", n)
 	}
@@ -90,7 +90,7 @@ func TestSlabRecycle(t *testing.T) {
 		t.Fatal("no chunk taken")
 	}
 	s.forget()
-	s.recycle(nil, nil)
+	s.recycle(nil, nil, false, nil)
 	if n := len(takeFreeChunks()); n != 0 {
 		t.Fatalf("forgotten chunks freed: %d", n)
 	}
@@ -117,8 +117,9 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 	for _, c := range []struct {
 		sharded       bool
 		size, batches int
-	}{{false, 2000, 6}, {true, 2000, 6}, {false, 200, 40}} {
-		t.Run(fmt.Sprintf("sharded=%v/size=%d", c.sharded, c.size), func(t *testing.T) {
+		release       bool // through a driver's process stage: the outputs' chunks are given back after their commit
+	}{{false, 2000, 6, false}, {true, 2000, 6, false}, {false, 200, 40, false}, {false, 2000, 8, true}, {true, 2000, 8, true}, {false, 200, 40, true}} {
+		t.Run(fmt.Sprintf("sharded=%v/size=%d/release=%v", c.sharded, c.size, c.release), func(t *testing.T) {
 			cfg := Config{PoolSize: 1}
 			if c.sharded {
 				withShards(t, 32, 2)
@@ -132,12 +133,26 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 			}
 			p := h.Pipeline("p")
 			type batch struct {
-				out  []engine.Record
-				dlq  []engine.DLQEntry
-				want []string
+				out     []engine.Record
+				dlq     []engine.DLQEntry
+				want    []string
+				release []func()
 			}
 			var batches []batch
-			reused0 := slabReused.Load()
+			// check fails when a batch not yet released changed.
+			check := func() {
+				t.Helper()
+				for _, bt := range batches {
+					got := batchStrings(bt.out, bt.dlq)
+					for i := range got {
+						if got[i] != bt.want[i] {
+							t.Fatalf("an earlier batch changed:\n got  %s\n want %s", got[i], bt.want[i])
+						}
+					}
+				}
+			}
+			proc := engine.Process[int](p)
+			reused0, released0 := slabReused.Load(), slabReleased.Load()
 			for b := range c.batches {
 				docs := make([]string, c.size)
 				dead := 0
@@ -154,7 +169,22 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 					}
 					docs[i] = ev
 				}
-				out, dlq, err := p.Process(t.Context(), jsonRecs(docs...), nil)
+				var (
+					out     []engine.Record
+					dlq     []engine.DLQEntry
+					release []func()
+					err     error
+				)
+				if c.release {
+					var res engine.Batch[int]
+					res, err = proc(t.Context(), engine.Batch[int]{Records: jsonRecs(docs...)})
+					out, dlq, release = res.Records, res.DLQ, res.Release
+					if err == nil && len(release) == 0 {
+						t.Fatal("no Release: the outputs' chunks are never given back")
+					}
+				} else {
+					out, dlq, err = p.Process(t.Context(), jsonRecs(docs...), nil)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -165,23 +195,31 @@ func TestChainRecycleKeepsOutputs(t *testing.T) {
 				if !strings.Contains(want[0], `"region":"`) || strings.Contains(want[0], `"ua"`) || !strings.Contains(want[len(want)-1], `bad `) {
 					t.Fatalf("batch %d is not what the chain makes: %s / %s", b, want[0], want[len(want)-1])
 				}
-				batches = append(batches, batch{out, dlq, want})
-			}
-			reused := slabReused.Load() - reused0
-			for _, bt := range batches {
-				got := batchStrings(bt.out, bt.dlq)
-				for i := range got {
-					if got[i] != bt.want[i] {
-						t.Fatalf("an earlier batch changed:\n got  %s\n want %s", got[i], bt.want[i])
+				batches = append(batches, batch{out, dlq, want, release})
+				if c.release {
+					// Two batches in flight, as in a driver at depth 2:
+					// the oldest is committed, its chunks given back and
+					// no longer checked.
+					check()
+					if len(batches) > 2 {
+						for _, fn := range batches[0].release {
+							fn()
+						}
+						batches = batches[1:]
 					}
 				}
 			}
-			// The check above is only worth something if chunks were
+			reused, released := slabReused.Load()-reused0, slabReleased.Load()-released0
+			check()
+			// The checks above are only worth something if chunks were
 			// handed out again.
 			if reused == 0 {
 				t.Fatal("no chunk was reused: the test does not exercise the slab's recycling")
 			}
-			t.Logf("%d chunks reused", reused)
+			if c.release && released == 0 {
+				t.Fatal("no output chunk was given back after a release")
+			}
+			t.Logf("%d chunks reused, %d given back after their commit", reused, released)
 		})
 	}
 }

@@ -35,7 +35,8 @@
 // field read by one transform is found by the next without scanning. An
 // edit splices the record's bytes (into a copy carved from the chain's slab
 // the first time a call edits the record; the chunks of copies a later
-// transform copied again are reused) and shifts the index. When the
+// transform copied again are reused at once, the output's after the
+// driver committed it: engine.ReleaseSet) and shifts the index. When the
 // call returns the host assembles the output: a record nobody edited is the
 // very Record that came in (its bytes are neither parsed nor copied); an
 // edited record carries its spliced bytes; emitted records follow their

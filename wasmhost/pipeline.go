@@ -95,7 +95,7 @@ func (p *Pipeline) Process(ctx context.Context, recs []engine.Record, dlq []engi
 			return nil, dlq, err
 		}
 	}
-	cr.recycle(recs, dlq[from:])
+	cr.recycle(engine.ReleasesFrom(ctx), recs, dlq[from:])
 	return recs, dlq, nil
 }
 

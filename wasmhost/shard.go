@@ -155,7 +155,7 @@ func (p *Pipeline) runShard(ctx context.Context, c *chain, recs []engine.Record,
 		}
 		sh.ends = append(sh.ends, len(sh.dlq))
 	}
-	cr.recycle(out, sh.dlq)
+	cr.recycle(engine.ReleasesFrom(ctx), out, sh.dlq)
 	sh.out = out
 }
 
