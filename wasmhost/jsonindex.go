@@ -201,127 +201,149 @@ func (d *doc) broken() int32 {
 // or -1 when every child is indexed (or the document is broken: check
 // d.state).
 func (d *doc) scanNext(ni int32) int32 {
+	c, _ := d.scan(ni, nil)
+	return c
+}
+
+// scan indexes the next children of container ni: one when s is nil, else
+// as many as it takes to reach a member with s's key. It returns the last
+// child it indexed (the one with s's key), or -1 when every child is
+// indexed without one (or the document is broken: check d.state), and
+// the sibling before that child (-1 when it is the first). One call
+// scans many members: the bytes, the bounds and the position stay in
+// registers from one member to the next.
+func (d *doc) scan(ni int32, s *seg) (int32, int32) {
 	b := d.val
 	p := &d.nodes[ni]
 	if p.scan < 0 {
-		return -1
+		return -1, -1
 	}
 	end := int(p.ve) - 1 // the closing bracket
 	if end >= len(b) {
-		return d.broken()
+		return d.broken(), -1
 	}
 	b = b[:end+1]
 	i := int(p.scan)
-	if b[i] <= ' ' {
-		i = ws(b, i)
-	}
-	if i >= end {
-		if i == end {
-			p.scan = -1
-			return -1
-		}
-		return d.broken()
-	}
-	if b[i] == ',' {
-		if p.count == 0 {
-			return d.broken()
-		}
-		i++
-		if b[i] <= ' ' {
-			i = ws(b, i)
-		}
-	} else if p.count > 0 && !d.afterEdit(p) {
-		return d.broken()
-	}
-	if i >= end {
-		return d.broken()
-	}
-	ks, ke, esc, kpre := int32(-1), int32(-1), false, uint32(0)
-	if p.kind == kindObject {
-		if b[i] != '"' {
-			return d.broken()
-		}
-		// Keys are short: a byte loop.
-		e := i + 1
-		for ; e < end; e++ {
-			if c := b[e]; c == '\\' {
-				esc = true
-				e++
-			} else if c == '"' {
-				break
-			}
-		}
-		if e >= end {
-			return d.broken()
-		}
-		e++
-		ks, ke = int32(i+1), int32(e-1)
-		// In valid JSON a key is followed by at least `":`, a value and a
-		// bracket, so four bytes can be loaded from its start; a broken
-		// record (`{"0"}`) may end sooner.
-		switch kl := ke - ks; {
-		case int(ks)+4 > len(b):
-			kpre = keyPrefix(b[ks:ke])
-		case kl >= 4:
-			kpre = binary.LittleEndian.Uint32(b[ks:])
-		default:
-			kpre = binary.LittleEndian.Uint32(b[ks:]) & (1<<(8*kl) - 1)
-		}
-		i = e
-		if b[i] != ':' {
-			i = ws(b, i)
-			if i >= end || b[i] != ':' {
-				return d.broken()
-			}
-		}
-		i++
+	for {
 		if b[i] <= ' ' {
 			i = ws(b, i)
 		}
 		if i >= end {
-			return d.broken()
+			if i == end {
+				p.scan = -1
+				return -1, -1
+			}
+			return d.broken(), -1
 		}
-	}
-	var e int
-	kind, scan := kindOther, int32(-1)
-	switch c := b[i]; c {
-	case '"':
-		e, _ = skipString(b, i)
-		if e > end {
-			e = -1
+		if b[i] == ',' {
+			if p.count == 0 {
+				return d.broken(), -1
+			}
+			i++
+			if b[i] <= ' ' {
+				i = ws(b, i)
+			}
+		} else if p.count > 0 && !d.afterEdit(p) {
+			return d.broken(), -1
 		}
-	case '{':
-		kind, scan = kindObject, int32(i+1)
-		e = skipContainer(b, i, end)
-	case '[':
-		kind, scan = kindArray, int32(i+1)
-		e = skipContainer(b, i, end)
-	default:
-		e = skipScalar(b, i, end)
+		if i >= end {
+			return d.broken(), -1
+		}
+		ks, ke, esc, kpre := int32(-1), int32(-1), false, uint32(0)
+		if p.kind == kindObject {
+			if b[i] != '"' {
+				return d.broken(), -1
+			}
+			// Keys are short: a byte loop.
+			e := i + 1
+			for ; e < end; e++ {
+				if c := b[e]; c == '\\' {
+					esc = true
+					e++
+				} else if c == '"' {
+					break
+				}
+			}
+			if e >= end {
+				return d.broken(), -1
+			}
+			e++
+			ks, ke = int32(i+1), int32(e-1)
+			// In valid JSON a key is followed by at least `":`, a value and a
+			// bracket, so four bytes can be loaded from its start; a broken
+			// record (`{"0"}`) may end sooner.
+			switch kl := ke - ks; {
+			case int(ks)+4 > len(b):
+				kpre = keyPrefix(b[ks:ke])
+			case kl >= 4:
+				kpre = binary.LittleEndian.Uint32(b[ks:])
+			default:
+				kpre = binary.LittleEndian.Uint32(b[ks:]) & (1<<(8*kl) - 1)
+			}
+			i = e
+			if b[i] != ':' {
+				i = ws(b, i)
+				if i >= end || b[i] != ':' {
+					return d.broken(), -1
+				}
+			}
+			i++
+			if b[i] <= ' ' {
+				i = ws(b, i)
+			}
+			if i >= end {
+				return d.broken(), -1
+			}
+		}
+		var e int
+		kind, scan := kindOther, int32(-1)
+		switch c := b[i]; c {
+		case '"':
+			e, _ = skipString(b, i)
+			if e > end {
+				e = -1
+			}
+		case '{':
+			kind, scan = kindObject, int32(i+1)
+			e = skipContainer(b, i, end)
+		case '[':
+			kind, scan = kindArray, int32(i+1)
+			e = skipContainer(b, i, end)
+		default:
+			e = skipScalar(b, i, end)
+		}
+		if e < 0 {
+			return d.broken(), -1
+		}
+		ci := int32(len(d.nodes))
+		if len(d.nodes) < cap(d.nodes) {
+			d.nodes = d.nodes[:ci+1]
+		} else {
+			d.nodes = append(d.nodes, node{})
+		}
+		n := &d.nodes[ci]
+		n.ks, n.ke, n.vs, n.ve = ks, ke, int32(i), int32(e)
+		n.first, n.last, n.next, n.scan, n.count = -1, -1, -1, scan, 0
+		n.kind, n.escKey, n.kpre = kind, esc, kpre
+		p = &d.nodes[ni] // the append may have moved the nodes
+		before := p.last
+		if p.last >= 0 {
+			d.nodes[p.last].next = ci
+		} else {
+			p.first = ci
+		}
+		p.last = ci
+		p.count++
+		p.scan = int32(e)
+		if s == nil {
+			return ci, before
+		}
+		if n := &d.nodes[ci]; (n.kpre == s.pre || n.escKey) && d.match(n, ci, s) {
+			return ci, before
+		}
+		i = e
+		p = &d.nodes[ni]
 	}
-	if e < 0 {
-		return d.broken()
-	}
-	ci := int32(len(d.nodes))
-	if len(d.nodes) < cap(d.nodes) {
-		d.nodes = d.nodes[:ci+1]
-	} else {
-		d.nodes = append(d.nodes, node{})
-	}
-	n := &d.nodes[ci]
-	n.ks, n.ke, n.vs, n.ve = ks, ke, int32(i), int32(e)
-	n.first, n.last, n.next, n.scan, n.count = -1, -1, -1, scan, 0
-	n.kind, n.escKey, n.kpre = kind, esc, kpre
-	p = &d.nodes[ni] // the append may have moved the nodes
-	if p.last >= 0 {
-		d.nodes[p.last].next = ci
-	} else {
-		p.first = ci
-	}
-	p.last = ci
-	p.count++
-	p.scan = int32(e)
-	return ci
 }
 
 // ws skips JSON whitespace from b[i].
@@ -624,17 +646,11 @@ func (d *doc) child(ni int32, s *seg, probe bool) int32 {
 		if probe && d.absent(p, s) {
 			return -1
 		}
-		for {
-			c := d.scanNext(ni)
-			if c < 0 {
-				return -1
-			}
-			if n := &d.nodes[c]; (n.kpre == s.pre || n.escKey) && d.match(n, c, s) {
-				d.prev = prev
-				return c
-			}
-			prev = c
+		c, before := d.scan(ni, s) // appends after the last indexed child, prev
+		if c >= 0 {
+			d.prev = before
 		}
+		return c
 	case p.kind == kindArray && s.isIdx:
 		k := s.index
 		c := p.first
