@@ -326,14 +326,7 @@ func (d *doc) scan(ni int32, s *seg) (int32, int32) {
 		n.first, n.last, n.next, n.scan, n.count = -1, -1, -1, scan, 0
 		n.kind, n.escKey, n.kpre = kind, esc, kpre
 		p = &d.nodes[ni] // the append may have moved the nodes
-		before := p.last
-		if p.last >= 0 {
-			d.nodes[p.last].next = ci
-		} else {
-			p.first = ci
-		}
-		p.last = ci
-		p.count++
+		before := d.link(p, ci)
 		p.scan = int32(e)
 		if s == nil {
 			return ci, before
@@ -877,14 +870,22 @@ func (d *doc) set(e editor, hp *hpath, val []byte) (out []byte, err error, ok bo
 		d.nodes = d.nodes[:mi]
 		return out, nil, true
 	}
-	if p.last >= 0 {
-		d.nodes[p.last].next = mi
-	} else {
-		p.first = mi
-	}
-	p.last = mi
-	p.count++
+	d.link(p, mi)
 	return out, nil, true
+}
+
+// link appends node ci to container p's children and returns the child
+// before it (-1 when it is the first).
+func (d *doc) link(p *node, ci int32) int32 {
+	prev := p.last
+	if prev >= 0 {
+		d.nodes[prev].next = ci
+	} else {
+		p.first = ci
+	}
+	p.last = ci
+	p.count++
+	return prev
 }
 
 // replace sets node ni's value to val and returns the new document.
