@@ -142,7 +142,10 @@ func (r *chainRun) recycle(rs *engine.ReleaseSet, out []engine.Record, dlq []eng
 	kept := r.mid.recycle(out, dlq, hold, nil)
 	kept = r.out.recycle(out, dlq, hold, kept)
 	if len(kept) > 0 {
-		rs.Add(func() { freeChunkList(kept) })
+		rs.Add(func() {
+			putFreeChunks(kept)
+			slabReleased.Add(int64(len(kept)))
+		})
 	}
 }
 
@@ -260,33 +263,31 @@ func (s *slab) recycle(out []engine.Record, dlq []engine.DLQEntry, hold bool, ke
 		s.mark(live, dlq[i].Record.Value)
 	}
 	cur := chunkAddr(s.buf)
-	keep := freeChunksPerCPU * runtime.GOMAXPROCS(0)
-	freeChunks.mu.Lock()
+	free := s.chunks[:0] // written behind the loop's reads
 	for i, ch := range s.chunks {
-		if live[i] {
-			if hold {
-				if chunkAddr(ch) == cur {
-					s.buf = nil
-				}
-				kept = append(kept, ch)
-			}
-			continue
+		if live[i] && !hold {
+			continue // the records' for good
 		}
 		if chunkAddr(ch) == cur {
-			s.buf = nil
+			s.buf = nil // freed or handed over: no longer carved
 		}
-		if len(freeChunks.c) < keep {
-			freeChunks.c = append(freeChunks.c, ch[:0])
+		if live[i] {
+			kept = append(kept, ch)
+		} else {
+			free = append(free, ch)
 		}
 	}
-	freeChunks.mu.Unlock()
+	putFreeChunks(free)
 	s.forget()
 	return kept
 }
 
-// freeChunkList puts chunks that no record references any more on
+// putFreeChunks puts chunks that no record references any more on
 // freeChunks, within its bound.
-func freeChunkList(chunks [][]byte) {
+func putFreeChunks(chunks [][]byte) {
+	if len(chunks) == 0 {
+		return
+	}
 	keep := freeChunksPerCPU * runtime.GOMAXPROCS(0)
 	freeChunks.mu.Lock()
 	for _, ch := range chunks {
@@ -296,7 +297,6 @@ func freeChunkList(chunks [][]byte) {
 		freeChunks.c = append(freeChunks.c, ch[:0])
 	}
 	freeChunks.mu.Unlock()
-	slabReleased.Add(int64(len(chunks)))
 }
 
 // slabReleased counts the chunks given back after a commit (tests check
