@@ -30,6 +30,11 @@ func seeds() [][]byte {
 		body(0x03, 0x40, 0x41, 0x00, 0xFD, 0x0F, 0xFD, 0x16, 0x03, 0x1A, 0x0B, 0x0B),
 		body(0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xFC, 0x0A, 0x00, 0x00, 0x0B),
 		body(0xFD, 0x8C, 0x00, 0x0B),
+		// Data segments Instrument packs, and some it must not.
+		dataModule(false, false, seg(40, 9, 9), seg(0, 1), seg(20, 2, 2), seg(42, 3), seg(4, make([]byte, 40)...)),
+		dataModule(false, false, seg(0, 1, 2, 3), seg(2, 9), seg(9, 1)),
+		dataModule(false, false, seg(0, 1), b(0x01, 1, 7), seg(4, 2)),
+		dataModule(false, false, seg(65530, make([]byte, 10)...), seg(0, 1)),
 		// Function bodies for skeleton, without their size.
 		nestedBody(nil)[1:],
 		blocksBody(nil)[1:],
@@ -143,7 +148,9 @@ func FuzzInstrument(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		check(t, in, wazeroSafe(in))
+		if out := check(t, in, wazeroSafe(in)); out != nil {
+			sameMemory(t, in, out)
+		}
 		// Only the function body varies: wazero may compile and run it.
 		if out := check(t, skeleton(in), true); out != nil {
 			runsBounded(t, out)
@@ -187,6 +194,11 @@ var execRuntime struct {
 	rt   wazero.Runtime
 }
 
+func initExecRuntime() {
+	execRuntime.rt = wazero.NewRuntimeWithConfig(context.Background(),
+		wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithMemoryLimitPages(16))
+}
+
 // runsBounded runs function "f" of the instrumented skeleton out with the
 // flag already set: every loop then traps at its first iteration and every
 // function that calls at its entry, so the call must end at once. If it
@@ -195,10 +207,7 @@ var execRuntime struct {
 // headers, to stop such a call.
 func runsBounded(t *testing.T, out []byte) {
 	t.Helper()
-	execRuntime.once.Do(func() {
-		execRuntime.rt = wazero.NewRuntimeWithConfig(context.Background(),
-			wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithMemoryLimitPages(16))
-	})
+	execRuntime.once.Do(initExecRuntime)
 	ctx := context.Background()
 	mod, err := execRuntime.rt.Instantiate(ctx, out)
 	if err != nil {
@@ -210,5 +219,39 @@ func runsBounded(t *testing.T, out []byte) {
 	defer cancel()
 	if _, err := mod.ExportedFunction("f").Call(ctx, 0); ctx.Err() != nil {
 		t.Fatalf("still running after 2s with the flag set: %v", err)
+	}
+}
+
+// sameMemory instantiates in and out (without running start functions) and
+// checks that both fail, or both succeed with the same memory: a packed
+// data section writes what the original did.
+func sameMemory(t *testing.T, in, out []byte) {
+	t.Helper()
+	execRuntime.once.Do(initExecRuntime)
+	ctx := context.Background()
+	m, err := parse(in, [2]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.start >= 0 { // wazero would run it inside the input's instantiation
+		return
+	}
+	image := func(mod []byte) ([]byte, bool) {
+		inst, err := execRuntime.rt.InstantiateWithConfig(ctx, mod, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+		if err != nil {
+			return nil, false
+		}
+		defer inst.Close(ctx)
+		if m.memories == 0 { // the output has the memory Instrument added
+			return nil, true
+		}
+		mem := inst.Memory()
+		b, _ := mem.Read(0, mem.Size())
+		return bytes.Clone(b), true
+	}
+	want, ok1 := image(in)
+	got, ok2 := image(out)
+	if ok1 != ok2 || !bytes.Equal(want, got) {
+		t.Fatalf("instantiation of the input: %v, of the output: %v; memories equal: %v", ok1, ok2, bytes.Equal(want, got))
 	}
 }

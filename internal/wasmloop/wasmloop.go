@@ -145,6 +145,7 @@ const (
 	secExport    = 7
 	secStart     = 8
 	secCode      = 10
+	secData      = 11
 	secDataCount = 12
 	secTag       = 13
 
@@ -180,7 +181,9 @@ type module struct {
 	global, export, start int
 
 	importedGlobals, definedGlobals uint32
-	memories                        int    // imported and defined: 0 means Instrument adds one
+	memories                        int // imported and defined: 0 means Instrument adds one
+	importedMemories                int
+	dataCount                       bool   // whether it has a data count section
 	globalEntries                   int    // offset of the global section's first entry
 	exports                         uint32 // number of existing exports
 	exportEntries                   int    // offset of the export section's first entry
@@ -562,6 +565,7 @@ func (r *reader) imports(m *module) error {
 			}
 		case 0x02: // memory
 			m.memories++
+			m.importedMemories++
 			err = r.limits()
 		case 0x03: // global
 			m.importedGlobals++
@@ -740,6 +744,7 @@ func parse(b []byte, names [2]string) (*module, error) {
 		case secCode:
 			err = r.codes(m)
 		case secDataCount:
+			m.dataCount = true
 			_, err = r.u32()
 		default:
 			// Copied unchanged, so not decoded, but a vector count larger
@@ -861,6 +866,12 @@ func instrument(b []byte, flagExport, startExport string) ([]byte, *module, erro
 			// dropped: exported instead
 		case secCode:
 			out = appendCode(out, m, s, check)
+		case secData:
+			if packed := packData(m, s); packed != nil {
+				out = append(out, packed...)
+			} else {
+				out = append(out, b[s.at:s.end]...)
+			}
 		default:
 			out = append(out, b[s.at:s.end]...)
 		}

@@ -693,9 +693,16 @@ func verify(t testing.TB, in, out []byte, m *module) int {
 	if om.memories == 0 {
 		t.Fatal("the output has no memory for its checks")
 	}
-	// A module without a memory gets one: its memory section is new.
+	// A module without a memory gets one: its memory section is new. A
+	// data section may be packed: it must then write the same memory.
+	packed := false
+	if i, o := dataSection(in, m), dataSection(out, om); i != nil && !bytes.Equal(i, o) {
+		sameImage(t, in, m, out, om)
+		packed = true
+	}
 	changed := func(id byte) bool {
-		return id == secGlobal || id == secExport || id == secStart || id == secCode || (id == secMemory && m.memories == 0)
+		return id == secGlobal || id == secExport || id == secStart || id == secCode || (id == secMemory && m.memories == 0) ||
+			(id == secData && packed)
 	}
 	var kept, same [][]byte
 	for _, s := range m.sections {
@@ -709,7 +716,7 @@ func verify(t testing.TB, in, out []byte, m *module) int {
 		}
 	}
 	if !bytes.Equal(cat(kept...), cat(same...)) || len(kept) != len(same) {
-		t.Fatal("sections other than global, export, start and code changed")
+		t.Fatal("sections other than global, export, start, code and a packed data section changed")
 	}
 	added := uint32(1)
 	if m.start >= 0 {
