@@ -44,9 +44,11 @@
 // The check leaves the operand stack as it found it, so loops with parameters
 // or results validate as before. Nothing else changes: function, type, table,
 // memory and global indices stay the same, and sections other than memory
-// (when it has none), global, export, start and code are copied byte for
-// byte (custom sections too, in place), as are function bodies that take no
-// check.
+// (when it has none), global, export, start, code and data are copied byte
+// for byte (custom sections too, in place), as are function bodies that take
+// no check. The data section is packed when that is certain to write the
+// same memory: a Go guest's tens of thousands of segments become a few
+// (data.go), which saves the runtime's bookkeeping for each.
 //
 // A start function would run inside instantiation, before the host holds the
 // module's global, so Instrument removes the start section and exports the
@@ -110,6 +112,7 @@ var (
 // described in the package doc. When the module has a start section, it is removed
 // and its function is exported under startExport instead (so the host can call it
 // itself, under its own deadline); hadStart reports it.
+// The data section may be packed into fewer segments that write the same memory (data.go).
 // Everything else is kept byte for byte (custom sections included, in order; function,
 // type, table, memory and existing global indices unchanged: the new global is appended
 // after every imported and defined global, so its index is importedGlobals+definedGlobals).
