@@ -39,6 +39,9 @@ import (
 // segment's bookkeeping in the runtime.
 const packGap = 256
 
+// packDataSegments turns the packing off, for the benchmark that compares.
+var packDataSegments = true
+
 // dataSeg is one active segment: its offset in memory, and its bytes in
 // the module (b[from:to]).
 type dataSeg struct {
@@ -83,7 +86,7 @@ func dataSegments(b []byte, s section) ([]dataSeg, bool) {
 // packData returns data section s of m packed as described above, or nil
 // when it is kept as it is.
 func packData(m *module, s section) []byte {
-	if m.dataCount || m.importedMemories > 0 || m.memories != 1 {
+	if !packDataSegments || m.dataCount || m.importedMemories > 0 || m.memories != 1 {
 		return nil
 	}
 	segs, ok := dataSegments(m.b, s)

@@ -276,3 +276,42 @@ func stubImports(t testing.TB, rt wazero.Runtime, mod []byte, name string) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkInstantiateGoExample: one instantiation of the rewritten Go
+// example guest (what the host does for each new pooled instance), with its
+// data section packed and as the linker wrote it.
+func BenchmarkInstantiateGoExample(b *testing.B) {
+	in := goExampleModule(b)
+	for _, packed := range []bool{true, false} {
+		name := "packed"
+		if !packed {
+			name = "unpacked"
+		}
+		b.Run(name, func(b *testing.B) {
+			packDataSegments = packed
+			defer func() { packDataSegments = true }()
+			out, _, err := Instrument(in, "sluice_interrupt", "sluice_start")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(false))
+			defer rt.Close(ctx)
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			stubImports(b, rt, in, "sluice_v1")
+			cm, err := rt.CompileModule(ctx, out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+			b.ReportAllocs()
+			for b.Loop() {
+				mod, err := rt.InstantiateModule(ctx, cm, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mod.Close(ctx)
+			}
+		})
+	}
+}
