@@ -164,13 +164,13 @@ func TestE2EConsole(t *testing.T) {
 	b.Find("#up-file").Type(guestPath(t, "dropall"))
 	b.Find("#up-submit").Click()
 	b.WaitText("#tr-msg", "Uploaded spare v1", wait)
-	b.WaitFind("#delete-redact", wait).Click()
+	b.WaitClick("#delete-redact", wait)
 	b.WaitJS(wait, `document.getElementById("confirm").open`)
 	b.Keys(e2e.KeyTab, e2e.KeyEnter)
 	if msg := b.WaitText("#tr-msg", "Delete redact", wait); !strings.Contains(msg, "in use") {
 		t.Fatalf("deleting a transform in use: %q", msg)
 	}
-	b.WaitFind("#delete-spare", wait).Click()
+	b.WaitClick("#delete-spare", wait)
 	b.WaitJS(wait, `document.getElementById("confirm").open`)
 	b.Keys(e2e.KeyTab, e2e.KeyEnter)
 	b.WaitText("#tr-msg", "Deleted spare.", wait)

@@ -409,6 +409,31 @@ func (b *Browser) WaitFind(css string, timeout time.Duration) *Element {
 	return el
 }
 
+// WaitClick waits until an element matching css is shown and clicks it. A
+// page that re-renders the element between the find and the click (a table
+// refreshed by a poll) makes the click fail as stale: the element is then
+// found again, until timeout.
+func (b *Browser) WaitClick(css string, timeout time.Duration) {
+	b.tb.Helper()
+	b.Wait(timeout, "a click on an element "+css, func() bool {
+		for _, e := range b.FindAll(css) {
+			if !e.displayed() {
+				continue
+			}
+			err := b.command(http.MethodPost, b.base+"/element/"+e.id+"/click", nil, nil)
+			var we *WebDriverError
+			if errors.As(err, &we) && we.Code == "stale element reference" {
+				return false
+			}
+			if err != nil {
+				b.tb.Fatal(err)
+			}
+			return true
+		}
+		return false
+	})
+}
+
 // Active returns the focused element.
 func (b *Browser) Active() *Element {
 	b.tb.Helper()
