@@ -420,7 +420,7 @@ func (b *Browser) WaitClick(css string, timeout time.Duration) {
 			if !e.displayed() {
 				continue
 			}
-			err := b.command(http.MethodPost, b.base+"/element/"+e.id+"/click", nil, nil)
+			err := e.click()
 			var we *WebDriverError
 			if errors.As(err, &we) && we.Code == "stale element reference" {
 				return false
@@ -695,7 +695,13 @@ func (b *Browser) Close() {
 // Click clicks the element (scrolled into view first).
 func (e *Element) Click() {
 	e.b.tb.Helper()
-	e.b.do(http.MethodPost, "/element/"+e.id+"/click", nil, nil)
+	if err := e.click(); err != nil {
+		e.b.tb.Fatal(err)
+	}
+}
+
+func (e *Element) click() error {
+	return e.b.command(http.MethodPost, e.b.base+"/element/"+e.id+"/click", nil, nil)
 }
 
 // Type sends text to the element as key presses (it is focused first);

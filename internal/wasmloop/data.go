@@ -49,6 +49,9 @@ type dataSeg struct {
 	from, to int
 }
 
+// end is the offset in memory just past the segment.
+func (d dataSeg) end() uint64 { return d.off + uint64(d.to-d.from) }
+
 // dataSegments decodes data section s of b as segments packData can pack,
 // or reports false.
 func dataSegments(b []byte, s section) ([]dataSeg, bool) {
@@ -98,7 +101,7 @@ func packData(m *module, s section) []byte {
 	runs := []int{0}
 	budget := uint64(s.end - s.payload) // zeros that may still be written out
 	for i := 1; i < len(segs); i++ {
-		prevEnd := segs[i-1].off + uint64(segs[i-1].to-segs[i-1].from)
+		prevEnd := segs[i-1].end()
 		if segs[i].off < prevEnd {
 			return nil // overlapping: the order would matter
 		}
@@ -118,7 +121,7 @@ func packData(m *module, s section) []byte {
 	for r := 0; r+1 < len(runs); r++ {
 		run := segs[runs[r]:runs[r+1]]
 		first, last := run[0], run[len(run)-1]
-		size := last.off + uint64(last.to-last.from) - first.off
+		size := last.end() - first.off
 		body = append(body, 0x00, 0x41)
 		body = appendS32(body, int32(first.off))
 		body = append(body, opEnd)
@@ -127,7 +130,7 @@ func packData(m *module, s section) []byte {
 		for _, sg := range run {
 			body = append(body, make([]byte, sg.off-at)...)
 			body = append(body, m.b[sg.from:sg.to]...)
-			at = sg.off + uint64(sg.to-sg.from)
+			at = sg.end()
 		}
 	}
 	out := appendU32([]byte{secData}, uint32(len(body)))

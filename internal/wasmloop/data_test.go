@@ -3,7 +3,7 @@ package wasmloop
 import (
 	"bytes"
 	"context"
-	"slices"
+	"sort"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -58,7 +58,7 @@ func sameImage(t testing.TB, in []byte, m *module, out []byte, om *module) {
 		t.Fatalf("packed data section of %d bytes from %d", w, is.end-is.payload)
 	}
 	for i := 1; i < len(osegs); i++ {
-		if osegs[i].off < osegs[i-1].off+uint64(osegs[i-1].to-osegs[i-1].from) {
+		if osegs[i].off < osegs[i-1].end() {
 			t.Fatalf("packed segments %d and %d overlap or are out of order", i-1, i)
 		}
 	}
@@ -77,19 +77,12 @@ func sameImage(t testing.TB, in []byte, m *module, out []byte, om *module) {
 	for _, sg := range isegs {
 		data := in[sg.from:sg.to]
 		inNZ += nonZero(data)
-		j, _ := slices.BinarySearchFunc(osegs, sg.off, func(o dataSeg, off uint64) int {
-			switch {
-			case o.off+uint64(o.to-o.from) <= off && !(o.off == off && o.to == o.from):
-				return -1
-			case o.off > off:
-				return 1
-			}
-			return 0
-		})
 		if len(data) == 0 {
 			continue
 		}
-		if j == len(osegs) || osegs[j].off > sg.off || osegs[j].off+uint64(osegs[j].to-osegs[j].from) < sg.off+uint64(len(data)) {
+		// The last packed segment starting at or before this one must hold it.
+		j := sort.Search(len(osegs), func(j int) bool { return osegs[j].off > sg.off }) - 1
+		if j < 0 || osegs[j].end() < sg.end() {
 			t.Fatalf("input segment at %d (%d bytes) is not inside a packed segment", sg.off, len(data))
 		}
 		at := osegs[j].from + int(sg.off-osegs[j].off)

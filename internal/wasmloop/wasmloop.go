@@ -184,8 +184,8 @@ type module struct {
 	global, export, start int
 
 	importedGlobals, definedGlobals uint32
-	memories                        int // imported and defined: 0 means Instrument adds one
-	importedMemories                int
+	memories                        int    // imported and defined: 0 means Instrument adds one
+	importedMemories                int    // of memories, how many are imported
 	dataCount                       bool   // whether it has a data count section
 	globalEntries                   int    // offset of the global section's first entry
 	exports                         uint32 // number of existing exports
